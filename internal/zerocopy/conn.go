@@ -1,0 +1,238 @@
+// Package zerocopy counts, per connection, the bytes the kernel sent with
+// sendfile(2).
+//
+// net/http hands a file body to the connection's ReadFrom (see
+// net/http.(*response).ReadFrom); *net.TCPConn.ReadFrom then calls sendfile
+// when the source is an *os.File, or an *io.LimitedReader around one, and
+// otherwise copies through a user-space buffer. Conn sits exactly there, so it
+// counts what sendfile sent rather than guessing from types: a writer that
+// hides io.ReaderFrom anywhere between a handler and net/http shows up as zero.
+package zerocopy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Listener wraps the connections an inner listener accepts in a *Conn.
+type Listener struct {
+	net.Listener
+}
+
+// Accept waits for the next connection and returns it wrapped in a *Conn.
+func (l Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(c), nil
+}
+
+// conns maps the local address value a Conn reports to the Conn, so code that
+// only holds a request context can find its connection: net/http stores
+// Conn.LocalAddr() in the context under http.LocalAddrContextKey, and each
+// Conn reports an address value of its own.
+var conns sync.Map // net.Addr (a pointer, compared by identity) -> *Conn
+
+// Conn is a net.Conn that counts the bytes sendfile(2) sent through it.
+//
+// It keeps the methods net/http and users rely on: io.ReaderFrom (so sendfile
+// and splice still happen), io.WriterTo, CloseRead, CloseWrite, deadlines,
+// SyscallConn and the *net.TCPConn socket options. NetConn returns the
+// connection it wraps.
+type Conn struct {
+	net.Conn
+	laddr    net.Addr
+	sendfile atomic.Int64
+}
+
+var (
+	_ io.ReaderFrom = (*Conn)(nil)
+	_ io.WriterTo   = (*Conn)(nil)
+	_ syscall.Conn  = (*Conn)(nil)
+)
+
+// NewConn wraps c. The Conn is registered for FromContext until it is closed.
+func NewConn(c net.Conn) *Conn {
+	zc := &Conn{Conn: c}
+	// A fresh address value per connection makes the registry key unique even
+	// when an inner Conn shares one address value between connections.
+	switch a := c.LocalAddr().(type) {
+	case *net.TCPAddr:
+		cp := *a
+		zc.laddr = &cp
+	case *net.UnixAddr:
+		cp := *a
+		zc.laddr = &cp
+	default:
+		zc.laddr = a // not registered: FromContext reports nothing for it
+		return zc
+	}
+	conns.Store(zc.laddr, zc)
+	return zc
+}
+
+// FromContext returns the Conn a request arrived on, or nil when the request
+// did not come through a Listener (or its connection is closed).
+func FromContext(ctx context.Context) *Conn {
+	a, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
+	if a == nil {
+		return nil
+	}
+	switch a.(type) {
+	case *net.TCPAddr, *net.UnixAddr:
+	default:
+		return nil
+	}
+	c, _ := conns.Load(a)
+	zc, _ := c.(*Conn)
+	return zc
+}
+
+// Sendfile returns the bytes sendfile(2) has sent on the connection so far.
+func (c *Conn) Sendfile() int64 { return c.sendfile.Load() }
+
+// LocalAddr returns the local address. The value is the Conn's own copy; its
+// identity is how FromContext finds the Conn.
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+
+// NetConn returns the connection c wraps.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// Close closes the connection and removes it from the registry.
+func (c *Conn) Close() error {
+	conns.Delete(c.laddr)
+	return c.Conn.Close()
+}
+
+// ReadFrom implements io.ReaderFrom. When r is an *os.File, or an
+// *io.LimitedReader around one, the inner connection's ReadFrom gets a reader
+// that still offers the file's descriptor (so the runtime can use sendfile)
+// but counts what is read through it (so a fallback copy is not mistaken for
+// sendfile). Any other source goes to the inner ReadFrom unchanged, so
+// splice(2) between sockets keeps working.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := c.Conn.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{c.Conn}, r)
+	}
+	lr, limited := r.(*io.LimitedReader)
+	src := r
+	if limited {
+		src = lr.R
+	}
+	f, ok := src.(*os.File)
+	if !ok {
+		return rf.ReadFrom(r)
+	}
+	fr := &fileReader{f: f}
+	var (
+		n   int64
+		err error
+	)
+	if limited {
+		inner := &io.LimitedReader{R: fr, N: lr.N}
+		n, err = rf.ReadFrom(inner)
+		lr.N = inner.N
+	} else {
+		n, err = rf.ReadFrom(fr)
+	}
+	// The runtime either sends with sendfile or, when the first sendfile call
+	// is refused, copies through Read; it never mixes the two in one call.
+	if fr.read == 0 && n > 0 {
+		c.sendfile.Add(n)
+	}
+	return n, err
+}
+
+// WriteTo implements io.WriterTo, so splice(2) from the socket keeps working.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, readerOnly{c.Conn})
+}
+
+// SyscallConn returns the inner connection's raw connection.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// CloseWrite shuts down the writing side of the connection.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// CloseRead shuts down the reading side of the connection.
+func (c *Conn) CloseRead() error {
+	if cr, ok := c.Conn.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
+	}
+	return errors.ErrUnsupported
+}
+
+// SetKeepAlive is (*net.TCPConn).SetKeepAlive on the inner connection.
+func (c *Conn) SetKeepAlive(keepalive bool) error {
+	if t, ok := c.Conn.(interface{ SetKeepAlive(bool) error }); ok {
+		return t.SetKeepAlive(keepalive)
+	}
+	return errors.ErrUnsupported
+}
+
+// SetKeepAlivePeriod is (*net.TCPConn).SetKeepAlivePeriod on the inner connection.
+func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
+	if t, ok := c.Conn.(interface{ SetKeepAlivePeriod(time.Duration) error }); ok {
+		return t.SetKeepAlivePeriod(d)
+	}
+	return errors.ErrUnsupported
+}
+
+// SetNoDelay is (*net.TCPConn).SetNoDelay on the inner connection.
+func (c *Conn) SetNoDelay(noDelay bool) error {
+	if t, ok := c.Conn.(interface{ SetNoDelay(bool) error }); ok {
+		return t.SetNoDelay(noDelay)
+	}
+	return errors.ErrUnsupported
+}
+
+// SetLinger is (*net.TCPConn).SetLinger on the inner connection.
+func (c *Conn) SetLinger(sec int) error {
+	if t, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		return t.SetLinger(sec)
+	}
+	return errors.ErrUnsupported
+}
+
+// fileReader offers a file's descriptor to the runtime's sendfile path and
+// counts the bytes read through Read by any fallback copy. It deliberately has
+// no WriteTo, so a fallback io.Copy reads through Read.
+type fileReader struct {
+	f    *os.File
+	read int64
+}
+
+func (r *fileReader) Read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	r.read += int64(n)
+	return n, err
+}
+
+func (r *fileReader) SyscallConn() (syscall.RawConn, error) { return r.f.SyscallConn() }
+
+type writerOnly struct{ io.Writer }
+
+type readerOnly struct{ io.Reader }

@@ -1,0 +1,80 @@
+// Package middleware provides logging, metrics and tracing middleware for
+// chi and net/http that keeps a file server on the kernel's zero-copy path.
+//
+// Logger, Metrics and Tracing each have the shape func(http.Handler)
+// http.Handler, so they mount with chi's r.Use or wrap any handler:
+//
+//	r := chi.NewRouter()
+//	r.Use(middleware.Tracing(), middleware.Metrics(), middleware.Logger(nil))
+//	r.Handle("/files/*", http.StripPrefix("/files/", files))
+//	srv.Serve(middleware.Listener(ln))
+//
+// # The fast path
+//
+// http.ServeContent writes a file with io.CopyN, which reaches the
+// ResponseWriter's ReadFrom method; net/http passes the file to
+// (*net.TCPConn).ReadFrom, and the kernel's sendfile(2) sends it without
+// copying it through user space. net/http first copies up to 512 bytes
+// normally when the headers are not yet written (for content sniffing).
+//
+// Any wrapper that hides io.ReaderFrom turns that into 32 KiB read and write
+// pairs: several times the CPU per byte. The fast path is also lost, whatever
+// the middleware, when a response has no Content-Length (it is chunked), when
+// it is compressed on the fly, over TLS and HTTP/2, and for net/http's
+// multi-range responses (they go through an io.Pipe). Package handlers serves
+// multi-range responses by sendfile too.
+//
+// # One wrap per request
+//
+// The first fastpath middleware on a request wraps the ResponseWriter once,
+// with httpsnoop.Wrap, so the wrapped writer has exactly the optional
+// interfaces of the one it wraps (io.ReaderFrom above all, and Flusher,
+// Hijacker, Pusher, io.StringWriter) and http.ResponseController still reaches
+// SetWriteDeadline and EnableFullDuplex. Later fastpath middlewares on the same
+// request find the record in the request context and do not wrap again.
+//
+// The record holds: the status (the first non-1xx WriteHeader, or 200 when the
+// body is written first); the body bytes written through Write, WriteString
+// and ReadFrom; the time to first byte and the duration; the request body
+// bytes the handler read; whether the response was aborted; whether the
+// connection was hijacked; a panic; and the route.
+//
+// # Status, aborts, hijacks and panics
+//
+// A response is aborted when the client went away before the handler returned
+// (the request context was canceled), when a write failed, or when the
+// handler panicked after the headers were sent. Aborted responses carry
+// error.type "aborted" (or "panic"), with the body bytes that did get out.
+//
+// A hijacked connection reports the status only when it can be observed: 101
+// when the handler called WriteHeader(101) before hijacking. Otherwise
+// http.response.status_code is left out; it is never a made-up 200.
+//
+// A panic is recorded as status 500 when no headers were sent (the real status
+// and aborted when they were), with error.type "panic", and re-raised
+// unchanged so an outer recoverer and net/http still see it.
+// http.ErrAbortHandler stays itself and is recorded as "aborted".
+//
+// # Routes
+//
+// http.route is read after the handler returns: chi's route pattern when a chi
+// routing context is present, else the path of the http.ServeMux pattern
+// (ServeMux sets Request.Pattern on the request it is given). It is never the
+// raw path, so its cardinality stays bounded whatever clients send. Both
+// placements work: mounted inside a chi router with r.Use, and wrapped around a
+// chi router or a ServeMux from outside. From outside a chi router, the
+// middleware must wrap the router itself (not another wrapper around it), as
+// it supplies the router's routing context.
+//
+// # Zero-copy accounting
+//
+// Serve through Listener to learn, per request, how many bytes the kernel sent
+// with sendfile: fastpath.response.sendfile.size in logs and spans. Without
+// Listener that value is unknown and left out, never guessed.
+//
+// # Request ids and traces
+//
+// Logger adds chi's request id when chi's RequestID middleware runs before it,
+// and trace_id and span_id when the request context holds a valid span, or
+// when Tracing runs inside it.
+package middleware

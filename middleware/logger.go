@@ -1,0 +1,147 @@
+package middleware
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Logger returns middleware that writes one record to l for each request when
+// it completes. A nil l means slog.Default(), looked up per request.
+//
+// The level is Info below 400, Warn for 4xx, and Error for 5xx and for
+// aborted responses (see WithLevel). The message is "http request" and the
+// keys follow the OpenTelemetry semantic conventions so that logs line up
+// with metrics and spans:
+//
+//	http.request.method          GET, or _OTHER for unknown methods
+//	http.request.method_original the method as sent, when it is _OTHER
+//	url.path                     the escaped request path
+//	url.query                    only with WithURLQuery
+//	http.route                   the route pattern, when one matched
+//	http.response.status_code    absent when none was observed (hijacked)
+//	http.response.body.size      body bytes written, however they were written
+//	http.request.body.size       request body bytes read, when any
+//	duration                     time until the handler returned
+//	ttfb                         time until the status was committed
+//	client.address               the peer address (see RemoteAddr)
+//	user_agent.original          the User-Agent header, when present
+//	network.protocol.version     1.0, 1.1 or 2
+//	http.request.header.range    the Range header, when present
+//	http.request.header.<name>   headers named by WithRequestHeaders
+//	request_id                   chi's request id, when present
+//	trace_id, span_id            the current span, when valid
+//	error.type                   the status code for 5xx, "aborted" or "panic"
+//	exception.type               the panic value's type, after a panic
+//	exception.message            the panic value, after a panic
+//	fastpath.hijacked            true when the connection was hijacked
+//	fastpath.response.sendfile.size bytes sent by sendfile, with Listener only
+//
+// Logging never reads or copies the body.
+func Logger(l *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
+	cfg := newConfig(opts)
+	return func(next http.Handler) http.Handler {
+		return newHandler(next, &cfg, &logger{l: l, cfg: &cfg})
+	}
+}
+
+// logMessage is the message of every request record.
+const logMessage = "http request"
+
+type logger struct {
+	l   *slog.Logger
+	cfg *config
+}
+
+func (o *logger) start(_ *record, r *http.Request) *http.Request { return r }
+
+func (o *logger) end(rec *record, r *http.Request) {
+	l := o.l
+	if l == nil {
+		l = slog.Default()
+	}
+	status, aborted := rec.status(), rec.aborted()
+	level := o.cfg.level(status, aborted)
+	ctx := r.Context()
+	if !l.Enabled(ctx, level) {
+		return
+	}
+
+	var buf [32]slog.Attr
+	attrs := buf[:0]
+	method := requestMethod(r.Method)
+	attrs = append(attrs, slog.String("http.request.method", method))
+	if method != r.Method {
+		attrs = append(attrs, slog.String("http.request.method_original", r.Method))
+	}
+	attrs = append(attrs, slog.String("url.path", r.URL.EscapedPath()))
+	if o.cfg.query && r.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("url.query", r.URL.RawQuery))
+	}
+	if rec.route != "" {
+		attrs = append(attrs, slog.String("http.route", rec.route))
+	}
+	if status != 0 {
+		attrs = append(attrs, slog.Int("http.response.status_code", status))
+	}
+	attrs = append(attrs, slog.Int64("http.response.body.size", rec.body))
+	if n := rec.reqBody.Load(); n > 0 {
+		attrs = append(attrs, slog.Int64("http.request.body.size", n))
+	}
+	attrs = append(attrs, slog.Duration("duration", rec.duration()))
+	if d := rec.ttfb(); d > 0 {
+		attrs = append(attrs, slog.Duration("ttfb", d))
+	}
+	attrs = append(attrs, slog.String("client.address", clientAddress(r)))
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, slog.String("user_agent.original", ua))
+	}
+	if v := protocolVersion(r); v != "" {
+		attrs = append(attrs, slog.String("network.protocol.version", v))
+	}
+	if rg := r.Header["Range"]; len(rg) > 0 {
+		attrs = append(attrs, slog.String("http.request.header.range", strings.Join(rg, ", ")))
+	}
+	for _, h := range o.cfg.headers {
+		if vs := r.Header[h.name]; len(vs) > 0 {
+			v := "[REDACTED]"
+			if !h.redact {
+				v = strings.Join(vs, ", ")
+			}
+			attrs = append(attrs, slog.String(h.key, v))
+		}
+	}
+	if id := chimw.GetReqID(ctx); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() && rec.span.IsValid() {
+		// Tracing runs inside this Logger: its span is not in this context.
+		sc = rec.span
+		ctx = trace.ContextWithSpanContext(ctx, sc)
+	}
+	if sc.IsValid() {
+		attrs = append(attrs,
+			slog.String("trace_id", sc.TraceID().String()),
+			slog.String("span_id", sc.SpanID().String()))
+	}
+	if et := rec.errorType(); et != "" {
+		attrs = append(attrs, slog.String("error.type", et))
+	}
+	if rec.panicked && rec.panicVal != nil {
+		attrs = append(attrs,
+			slog.String("exception.type", fmt.Sprintf("%T", rec.panicVal)),
+			slog.String("exception.message", fmt.Sprint(rec.panicVal)))
+	}
+	if rec.hijacked {
+		attrs = append(attrs, slog.Bool("fastpath.hijacked", true))
+	}
+	if n, ok := rec.sendfile(); ok {
+		attrs = append(attrs, slog.Int64("fastpath.response.sendfile.size", n))
+	}
+	l.LogAttrs(ctx, level, logMessage, attrs...)
+}

@@ -1,0 +1,107 @@
+package middleware
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Option configures Logger, Metrics and Tracing. The zero configuration
+// works; an option that does not concern a middleware is ignored by it.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is the resolved set of options of one middleware.
+type config struct {
+	skip    func(*http.Request) bool
+	level   func(status int, aborted bool) slog.Level
+	headers []loggedHeader
+	query   bool
+}
+
+// loggedHeader is a request header Logger adds, with its log key computed once.
+type loggedHeader struct {
+	name   string // canonical MIME header key
+	key    string // "http.request.header.<lowercase name>"
+	redact bool
+}
+
+func newConfig(opts []Option) config {
+	c := config{level: defaultLevel}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// WithSkip makes the middleware pass requests for which skip returns true
+// straight to the next handler, unobserved: health checks and probes, for
+// example. skip runs before the next handler and must not read the body.
+func WithSkip(skip func(r *http.Request) bool) Option {
+	return optionFunc(func(c *config) { c.skip = skip })
+}
+
+// WithLevel sets how Logger chooses a record's level from the response status
+// and whether the response was aborted (the client went away, a write failed,
+// or the handler panicked after the headers were sent). The default logs Info
+// below 400, Warn for 4xx, and Error for 5xx and for aborted responses. A
+// status of 0 means none was observed (a hijacked connection).
+func WithLevel(level func(status int, aborted bool) slog.Level) Option {
+	return optionFunc(func(c *config) {
+		if level != nil {
+			c.level = level
+		}
+	})
+}
+
+func defaultLevel(status int, aborted bool) slog.Level {
+	switch {
+	case aborted || status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelWarn
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// redactedHeaders are never logged in clear, whatever WithRequestHeaders asks.
+var redactedHeaders = map[string]bool{
+	"Authorization":       true,
+	"Cookie":              true,
+	"Set-Cookie":          true,
+	"Proxy-Authorization": true,
+}
+
+// WithRequestHeaders makes Logger add the named request headers, when present,
+// under the OpenTelemetry key http.request.header.<lowercase name>. The values
+// of Authorization, Cookie, Set-Cookie and Proxy-Authorization are always
+// replaced by "[REDACTED]".
+func WithRequestHeaders(names ...string) Option {
+	return optionFunc(func(c *config) {
+		for _, n := range names {
+			name := http.CanonicalHeaderKey(strings.TrimSpace(n))
+			if name == "" {
+				continue
+			}
+			c.headers = append(c.headers, loggedHeader{
+				name:   name,
+				key:    "http.request.header." + strings.ToLower(name),
+				redact: redactedHeaders[name],
+			})
+		}
+	})
+}
+
+// WithURLQuery makes Logger add the query string under url.query. It is left
+// out by default because query strings often carry tokens.
+func WithURLQuery() Option {
+	return optionFunc(func(c *config) { c.query = true })
+}

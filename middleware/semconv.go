@@ -1,0 +1,65 @@
+package middleware
+
+import (
+	"net"
+	"net/http"
+)
+
+// methodOther replaces request methods the HTTP semantic conventions do not
+// know, which keeps attribute cardinality bounded whatever clients send.
+const methodOther = "_OTHER"
+
+// knownMethod reports whether m is one of the methods the OpenTelemetry HTTP
+// semantic conventions list (RFC 9110 and RFC 5789); the match is
+// case-sensitive, as the conventions require.
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions,
+		http.MethodTrace, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// requestMethod returns the http.request.method value for m: m itself when
+// known, else "_OTHER".
+func requestMethod(m string) string {
+	if knownMethod(m) {
+		return m
+	}
+	return methodOther
+}
+
+// protocolVersion returns the network.protocol.version of r: "1.0", "1.1",
+// "2" or "3".
+func protocolVersion(r *http.Request) string {
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 1:
+		return "1.1"
+	case r.ProtoMajor == 2:
+		return "2"
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return "1.0"
+	case r.ProtoMajor == 3:
+		return "3"
+	}
+	return ""
+}
+
+// urlScheme returns the url.scheme of r as the server received it.
+func urlScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// clientAddress returns the host part of r.RemoteAddr, which is the peer
+// address unless a middleware before this one rewrote it.
+func clientAddress(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
