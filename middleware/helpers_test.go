@@ -32,8 +32,8 @@ type logEntry struct {
 }
 
 func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
-func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler      { return c }
-func (c *logCapture) WithGroup(string) slog.Handler           { return c }
+func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *logCapture) WithGroup(string) slog.Handler            { return c }
 
 func (c *logCapture) Handle(ctx context.Context, r slog.Record) error {
 	e := logEntry{Level: r.Level, Msg: r.Message, Attrs: map[string]any{}, Ctx: ctx}
