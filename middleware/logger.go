@@ -118,13 +118,8 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if id := chimw.GetReqID(ctx); id != "" {
 		attrs = append(attrs, slog.String("request_id", id))
 	}
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() && rec.span.IsValid() {
-		// Tracing runs inside this Logger: its span is not in this context.
-		sc = rec.span
-		ctx = trace.ContextWithSpanContext(ctx, sc)
-	}
-	if sc.IsValid() {
+	ctx = spanContext(ctx, rec) // Tracing may run inside this Logger
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		attrs = append(attrs,
 			slog.String("trace_id", sc.TraceID().String()),
 			slog.String("span_id", sc.SpanID().String()))
@@ -138,10 +133,10 @@ func (o *logger) end(rec *record, r *http.Request) {
 			slog.String("exception.message", fmt.Sprint(rec.panicVal)))
 	}
 	if rec.hijacked {
-		attrs = append(attrs, slog.Bool("fastpath.hijacked", true))
+		attrs = append(attrs, slog.Bool(HijackedKey, true))
 	}
 	if n, ok := rec.sendfile(); ok {
-		attrs = append(attrs, slog.Int64("fastpath.response.sendfile.size", n))
+		attrs = append(attrs, slog.Int64(SendfileSizeKey, n))
 	}
 	l.LogAttrs(ctx, level, logMessage, attrs...)
 }

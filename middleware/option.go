@@ -4,6 +4,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures Logger, Metrics and Tracing. The zero configuration
@@ -22,6 +26,10 @@ type config struct {
 	level   func(status int, aborted bool) slog.Level
 	headers []loggedHeader
 	query   bool
+
+	meterProvider  metric.MeterProvider
+	tracerProvider trace.TracerProvider
+	propagators    propagation.TextMapPropagator
 }
 
 // loggedHeader is a request header Logger adds, with its log key computed once.
@@ -104,4 +112,22 @@ func WithRequestHeaders(names ...string) Option {
 // out by default because query strings often carry tokens.
 func WithURLQuery() Option {
 	return optionFunc(func(c *config) { c.query = true })
+}
+
+// WithMeterProvider sets the provider Metrics takes its meter from. The
+// default, and a nil provider, is otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// WithTracerProvider sets the provider Tracing takes its tracer from. The
+// default, and a nil provider, is otel.GetTracerProvider().
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithPropagators sets the propagators Tracing extracts the parent span
+// context with. The default, and nil, is otel.GetTextMapPropagator().
+func WithPropagators(p propagation.TextMapPropagator) Option {
+	return optionFunc(func(c *config) { c.propagators = p })
 }

@@ -50,8 +50,9 @@ type record struct {
 	panicked bool
 	panicVal any // nil with panicked set means runtime.Goexit
 
-	route string
-	span  trace.SpanContext // the server span Tracing started, if any
+	route  string
+	span   trace.SpanContext // the server span Tracing started, if any
+	active *attrEntry        // the attributes Metrics counted the request as active with
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started

@@ -276,7 +276,7 @@ func TestInterfacesPreserved(t *testing.T) {
 	}
 	stack := func(got *seen) http.Handler {
 		_, l := newCapture()
-		return probe(got)(Logger(l)(Logger(l)(Logger(l)(inner(got)))))
+		return probe(got)(Tracing()(Metrics()(Logger(l)(inner(got)))))
 	}
 	tests := []struct {
 		name          string

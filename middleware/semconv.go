@@ -10,13 +10,13 @@ import (
 const methodOther = "_OTHER"
 
 // knownMethod reports whether m is one of the methods the OpenTelemetry HTTP
-// semantic conventions list (RFC 9110 and RFC 5789); the match is
+// semantic conventions list (RFC 9110, RFC 5789 and QUERY); the match is
 // case-sensitive, as the conventions require.
 func knownMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 		http.MethodDelete, http.MethodConnect, http.MethodOptions,
-		http.MethodTrace, http.MethodPatch:
+		http.MethodTrace, http.MethodPatch, "QUERY":
 		return true
 	}
 	return false

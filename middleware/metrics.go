@@ -1,0 +1,192 @@
+package middleware
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// SendfileSizeMetric is the name of the histogram of response body bytes
+// sent by sendfile(2), recorded only for connections accepted by Listener.
+const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
+
+// Metrics returns middleware that records the OpenTelemetry HTTP server
+// metrics for each request:
+//
+//	http.server.request.duration   histogram, s, the advised boundaries
+//	http.server.active_requests    up-down counter, {request}
+//	http.server.request.body.size  histogram, By
+//	http.server.response.body.size histogram, By
+//	fastpath.server.response.sendfile.size histogram, By, with Listener only
+//
+// with the attributes the conventions give them: http.request.method (unknown
+// methods become _OTHER), url.scheme, http.response.status_code (absent when
+// none was observed), http.route (a pattern, never a raw path),
+// network.protocol.version and error.type (the status code for 5xx,
+// "aborted" for responses that did not complete, "panic" for a handler
+// panic). http.server.active_requests carries the method and scheme only.
+// Response body sizes are right for files served through ReadFrom.
+//
+// Values are recorded with the request context, so an SDK that samples
+// exemplars links them to the request's span. The meter comes from
+// WithMeterProvider, or the global provider.
+func Metrics(opts ...Option) func(http.Handler) http.Handler {
+	cfg := newConfig(opts)
+	m := newMetrics(cfg.meterProvider)
+	return func(next http.Handler) http.Handler {
+		return newHandler(next, &cfg, m)
+	}
+}
+
+type metrics struct {
+	duration metric.Float64Histogram
+	active   metric.Int64UpDownCounter
+	reqBody  metric.Int64Histogram
+	respBody metric.Int64Histogram
+	sendfile metric.Int64Histogram
+
+	sets setCache
+}
+
+func newMetrics(mp metric.MeterProvider) *metrics {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	meter := mp.Meter(scopeName,
+		metric.WithInstrumentationVersion(scopeVersion),
+		metric.WithSchemaURL(semconv.SchemaURL))
+	m := &metrics{}
+	// An instrument that cannot be made is reported to the OpenTelemetry
+	// error handler and replaced by a no-op, as the conventions' helpers do.
+	duration, err := httpconv.NewServerRequestDuration(meter)
+	handleErr(err)
+	active, err := httpconv.NewServerActiveRequests(meter)
+	handleErr(err)
+	reqBody, err := httpconv.NewServerRequestBodySize(meter)
+	handleErr(err)
+	respBody, err := httpconv.NewServerResponseBodySize(meter)
+	handleErr(err)
+	m.duration, m.active, m.reqBody, m.respBody = duration.Inst(), active.Inst(), reqBody.Inst(), respBody.Inst()
+	m.sendfile, err = meter.Int64Histogram(SendfileSizeMetric,
+		metric.WithUnit("By"),
+		metric.WithDescription("Size of HTTP server response bodies sent by sendfile(2)."))
+	if err != nil {
+		handleErr(err)
+		m.sendfile = respBody.Inst() // never nil; the SDK returns a usable instrument with its error
+	}
+	return m
+}
+
+func handleErr(err error) {
+	if err != nil {
+		otel.Handle(err)
+	}
+}
+
+func (m *metrics) start(rec *record, r *http.Request) *http.Request {
+	e := m.sets.get(attrKey{method: requestMethod(r.Method), scheme: urlScheme(r)})
+	rec.active = e
+	m.active.Add(r.Context(), 1, e.add...)
+	return r
+}
+
+func (m *metrics) end(rec *record, r *http.Request) {
+	method, scheme := requestMethod(r.Method), urlScheme(r)
+	ctx := spanContext(r.Context(), rec)
+	m.active.Add(ctx, -1, rec.active.add...)
+
+	e := m.sets.get(attrKey{
+		method:  method,
+		scheme:  scheme,
+		status:  rec.status(),
+		route:   rec.route,
+		proto:   protocolVersion(r),
+		errType: rec.errorType(),
+	})
+	m.duration.Record(ctx, rec.duration().Seconds(), e.record...)
+	m.reqBody.Record(ctx, rec.reqBody.Load(), e.record...)
+	m.respBody.Record(ctx, rec.body, e.record...)
+	if n, ok := rec.sendfile(); ok {
+		m.sendfile.Record(ctx, n, e.record...)
+	}
+}
+
+// spanContext returns ctx, carrying the span Tracing started when Tracing runs
+// inside this middleware, so exemplars and log handlers can see it.
+func spanContext(ctx context.Context, rec *record) context.Context {
+	if rec.span.IsValid() && !trace.SpanContextFromContext(ctx).IsValid() {
+		return trace.ContextWithSpanContext(ctx, rec.span)
+	}
+	return ctx
+}
+
+// attrKey is what the attribute set of a measurement is made from. Every
+// field has bounded cardinality: methods are normalised, routes are patterns.
+type attrKey struct {
+	method, scheme, route, proto, errType string
+	status                                int
+}
+
+func (k attrKey) attributes() []attribute.KeyValue {
+	kvs := make([]attribute.KeyValue, 0, 7)
+	kvs = append(kvs, semconv.HTTPRequestMethodKey.String(k.method), semconv.URLScheme(k.scheme))
+	if k.status != 0 {
+		kvs = append(kvs, semconv.HTTPResponseStatusCode(k.status))
+	}
+	if k.route != "" {
+		kvs = append(kvs, semconv.HTTPRoute(k.route))
+	}
+	if k.proto != "" {
+		kvs = append(kvs, semconv.NetworkProtocolVersion(k.proto))
+	}
+	if k.errType != "" {
+		kvs = append(kvs, semconv.ErrorTypeKey.String(k.errType))
+	}
+	return kvs
+}
+
+// attrEntry is an attribute set with the options that record it, made once
+// so that recording allocates nothing.
+type attrEntry struct {
+	set    attribute.Set
+	record []metric.RecordOption
+	add    []metric.AddOption
+}
+
+// maxCachedSets bounds the cache; past it, sets are built per request.
+const maxCachedSets = 4096
+
+// setCache maps attribute keys to entries, so the common case looks a set up
+// without locking or allocating.
+type setCache struct {
+	m sync.Map // attrKey -> *attrEntry
+	n atomic.Int64
+}
+
+func (c *setCache) get(k attrKey) *attrEntry {
+	if e, ok := c.m.Load(k); ok {
+		return e.(*attrEntry)
+	}
+	set := attribute.NewSet(k.attributes()...)
+	e := &attrEntry{
+		set:    set,
+		record: []metric.RecordOption{metric.WithAttributeSet(set)},
+		add:    []metric.AddOption{metric.WithAttributeSet(set)},
+	}
+	if c.n.Load() >= maxCachedSets {
+		return e
+	}
+	if prev, loaded := c.m.LoadOrStore(k, e); loaded {
+		return prev.(*attrEntry)
+	}
+	c.n.Add(1)
+	return e
+}

@@ -1,0 +1,201 @@
+package middleware
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Span attribute keys fastpath adds to the conventions' own.
+const (
+	// SendfileSizeKey is the log key and span attribute holding the response
+	// body bytes sent by sendfile(2); present only with Listener.
+	SendfileSizeKey = "fastpath.response.sendfile.size"
+	// HijackedKey is the log key and span attribute set to true when the
+	// handler hijacked the connection.
+	HijackedKey = "fastpath.hijacked"
+)
+
+// Tracing returns middleware that starts an OpenTelemetry server span for
+// each request, continuing the trace the request's headers carry (extracted
+// with WithPropagators, or the global propagators).
+//
+// The span is named "{method} {route}", or "{method}" until the route is
+// known ("HTTP" stands in for unknown methods), and renamed once routing has
+// found the route. It carries the attributes the HTTP server conventions give
+// a span (http.request.method, url.path, url.scheme, server.address and
+// server.port from the Host header, client.address, network.peer.address and
+// network.peer.port, user_agent.original, network.protocol.version, and at the
+// end http.response.status_code, http.route and error.type) plus
+// http.request.body.size, http.response.body.size and, with Listener,
+// fastpath.response.sendfile.size. Query strings are added (url.query) only
+// with WithURLQuery.
+//
+// The span status is Error for 5xx responses and handler panics, and is left
+// unset otherwise: 4xx responses are the client's doing, and so is a client
+// that goes away, which is marked with error.type "aborted" instead. A panic
+// is recorded as an "exception" event, with the stack, and re-raised. The span
+// starts and ends at the same instants as the request duration Metrics
+// records, so the two agree exactly.
+func Tracing(opts ...Option) func(http.Handler) http.Handler {
+	cfg := newConfig(opts)
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	t := &tracing{
+		tracer: tp.Tracer(scopeName,
+			trace.WithInstrumentationVersion(scopeVersion),
+			trace.WithSchemaURL(semconv.SchemaURL)),
+		prop:  cfg.propagators,
+		query: cfg.query,
+	}
+	return func(next http.Handler) http.Handler {
+		return newHandler(next, &cfg, t)
+	}
+}
+
+type tracing struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	query  bool
+}
+
+// spanMethod returns the method part of a span name.
+func spanMethod(method string) string {
+	if method == methodOther {
+		return "HTTP"
+	}
+	return method
+}
+
+func (t *tracing) start(rec *record, r *http.Request) *http.Request {
+	prop := t.prop
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	ctx := prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+
+	method := requestMethod(r.Method)
+	name := spanMethod(method)
+	route := patternPath(r.Pattern) // known here when mounted per handler on a ServeMux
+
+	var buf [16]attribute.KeyValue
+	attrs := append(buf[:0],
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.URLPath(r.URL.EscapedPath()),
+		semconv.URLScheme(urlScheme(r)),
+	)
+	if method != r.Method {
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
+	}
+	if route != "" {
+		name += " " + route
+		attrs = append(attrs, semconv.HTTPRoute(route))
+	}
+	if t.query && r.URL.RawQuery != "" {
+		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
+	}
+	if host, port := splitHostPort(r.Host); host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if port > 0 {
+			attrs = append(attrs, semconv.ServerPort(port))
+		}
+	}
+	if peer, port := splitHostPort(r.RemoteAddr); peer != "" {
+		attrs = append(attrs, semconv.ClientAddress(clientAddress(r)), semconv.NetworkPeerAddress(peer))
+		if port > 0 {
+			attrs = append(attrs, semconv.NetworkPeerPort(port))
+		}
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	if v := protocolVersion(r); v != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
+	}
+
+	ctx, span := t.tracer.Start(ctx, name,
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(rec.start),
+		trace.WithAttributes(attrs...))
+	if !rec.span.IsValid() {
+		rec.span = span.SpanContext()
+	}
+	return r.WithContext(ctx)
+}
+
+func (t *tracing) end(rec *record, r *http.Request) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		span.End(trace.WithTimestamp(rec.end))
+		return
+	}
+	status := rec.status()
+	var buf [8]attribute.KeyValue
+	attrs := buf[:0]
+	if status != 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+	}
+	if rec.route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(rec.route))
+		span.SetName(spanMethod(requestMethod(r.Method)) + " " + rec.route)
+	}
+	attrs = append(attrs,
+		semconv.HTTPRequestBodySize(int(rec.reqBody.Load())),
+		semconv.HTTPResponseBodySize(int(rec.body)))
+	if n, ok := rec.sendfile(); ok {
+		attrs = append(attrs, attribute.Int64(SendfileSizeKey, n))
+	}
+	if rec.hijacked {
+		attrs = append(attrs, attribute.Bool(HijackedKey, true))
+	}
+	errType := rec.errorType()
+	if errType != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+	}
+	span.SetAttributes(attrs...)
+
+	switch {
+	case errType == errorTypePanic:
+		msg := fmt.Sprint(rec.panicVal)
+		span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
+			semconv.ExceptionType(fmt.Sprintf("%T", rec.panicVal)),
+			semconv.ExceptionMessage(msg),
+			// The panicking frames are still on the stack while the
+			// deferred recovery that called end runs.
+			semconv.ExceptionStacktrace(string(debug.Stack())),
+		), trace.WithTimestamp(rec.end))
+		span.SetStatus(codes.Error, msg)
+	case status >= 500:
+		span.SetStatus(codes.Error, "")
+	}
+	span.End(trace.WithTimestamp(rec.end))
+}
+
+// splitHostPort splits "host:port", "[v6]:port" or a bare host; port is 0
+// when absent or invalid.
+func splitHostPort(hostport string) (host string, port int) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		// No port (or not host:port at all): the whole is the host, without
+		// the brackets of a bare IPv6 literal.
+		if len(hostport) > 1 && hostport[0] == '[' && hostport[len(hostport)-1] == ']' {
+			return hostport[1 : len(hostport)-1], 0
+		}
+		return hostport, 0
+	}
+	if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+		port = int(n)
+	}
+	return host, port
+}
