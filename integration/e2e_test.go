@@ -1,0 +1,372 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/felixge/httpsnoop"
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/fastpath-go/fastpath/internal/strace"
+	"github.com/fastpath-go/fastpath/middleware"
+)
+
+// childEnv carries a childConfig (as JSON) to a re-executed test binary,
+// which then runs a server instead of the tests.
+const childEnv = "FASTPATH_INTEGRATION_CHILD"
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		os.Exit(runChild(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+// childConfig describes the server a child process runs.
+type childConfig struct {
+	Router string // "chi" or "mux"
+	Dir    string // the files served
+	Log    string // where the JSON request log goes
+	Wrap   string // "", "inner-hide", "outer-keep" or "outer-hide"
+	TLS    bool
+	HTTP2  bool
+}
+
+// hider is the naive wrapper: it hides every optional interface, io.ReaderFrom
+// among them.
+type hider struct{ http.ResponseWriter }
+
+// childHandler returns the application the child serves: a file route that
+// uses http.ServeContent and one that copies a file without Content-Length.
+func childHandler(cfg childConfig) http.Handler {
+	file := func(w http.ResponseWriter, r *http.Request, name string, chunked bool) {
+		f, err := os.Open(filepath.Join(cfg.Dir, filepath.Base(name)))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer f.Close()
+		if chunked {
+			io.Copy(w, f)
+			return
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			http.Error(w, "stat failed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+	}
+	inner := func(next http.Handler) http.Handler {
+		if cfg.Wrap != "inner-hide" {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(hider{w}, r) })
+	}
+	stack := []func(http.Handler) http.Handler{
+		middleware.Tracing(middleware.WithTracerProvider(sdktrace.NewTracerProvider())),
+		middleware.Metrics(middleware.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())))),
+	}
+	var h http.Handler
+	switch cfg.Router {
+	case "chi":
+		r := chi.NewRouter()
+		r.Use(stack...)
+		r.Use(loggerFor(cfg), chimw.GetHead, inner)
+		r.Get("/files/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), false) })
+		r.Get("/chunked/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), true) })
+		h = r
+	default:
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), false) })
+		mux.HandleFunc("GET /chunked/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), true) })
+		h = stack[0](stack[1](loggerFor(cfg)(inner(mux))))
+	}
+	switch cfg.Wrap {
+	case "outer-keep":
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(httpsnoop.Wrap(w, httpsnoop.Hooks{}), r)
+		})
+	case "outer-hide":
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(hider{w}, r) })
+	}
+	return h
+}
+
+var childLog *os.File
+
+func loggerFor(cfg childConfig) func(http.Handler) http.Handler {
+	return middleware.Logger(slog.New(slog.NewJSONHandler(childLog, nil)))
+}
+
+// runChild serves until its standard input closes, printing its address on
+// standard output first.
+func runChild(raw string) int {
+	var cfg childConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "child config:", err)
+		return 2
+	}
+	var err error
+	if childLog, err = os.Create(cfg.Log); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer childLog.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	srv := &http.Server{Handler: childHandler(cfg), ReadHeaderTimeout: 10 * time.Second}
+	var zln net.Listener = middleware.Listener(ln)
+	if cfg.TLS {
+		cert, err := selfSigned()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(cfg.HTTP2)
+	}
+	go func() {
+		if cfg.TLS {
+			srv.ServeTLS(zln, "", "")
+		} else {
+			srv.Serve(zln)
+		}
+	}()
+	fmt.Printf("ADDR %s\n", ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "shutdown:", err)
+		return 1
+	}
+	return 0
+}
+
+// child is a server process running under strace.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string
+	trace string
+	log   string
+}
+
+// startChild runs the test binary as a server with cfg, under strace.
+func startChild(t *testing.T, cfg childConfig) *child {
+	t.Helper()
+	dir := t.TempDir()
+	cfg.Log = filepath.Join(dir, "requests.log")
+	raw, _ := json.Marshal(cfg)
+	c := &child{trace: filepath.Join(dir, "strace.out"), log: cfg.Log}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c.cmd = strace.Command(ctx, c.trace, []string{"sendfile"}, os.Args[0], "-test.run=^$")
+	c.cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	c.cmd.Stderr = os.Stderr
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.stdin.Close(); c.cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child did not start: %v", err)
+	}
+	c.addr = strings.TrimSpace(strings.TrimPrefix(line, "ADDR "))
+	return c
+}
+
+// stop shuts the child down and returns its request log records and what
+// strace saw.
+func (c *child) stop(t *testing.T) ([]map[string]any, strace.Summary) {
+	t.Helper()
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	sum, err := strace.ParseFile(c.trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		recs = append(recs, m)
+	}
+	return recs, sum
+}
+
+func writeFile(t *testing.T, dir, name string, size int) []byte {
+	t.Helper()
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(3, uint64(size)))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestEndToEndStrace runs the full fastpath stack in a child process under
+// strace and checks, for each kind of response, that the body bytes the
+// client received equal the bytes recorded, and that the sendfile bytes
+// recorded equal the sum of sendfile(2) results strace saw.
+func TestEndToEndStrace(t *testing.T) {
+	if err := strace.Check(); err != nil {
+		t.Skip("skipping: ", err)
+	}
+	const size = 4 << 20
+	dir := t.TempDir()
+	data := writeFile(t, dir, "blob.bin", size)
+
+	tests := []struct {
+		name         string
+		method       string
+		path         string
+		header       http.Header
+		wrap         string
+		tls, http2   bool
+		wantStatus   int
+		wantBody     []byte // nil: check the length only
+		wantLen      int64
+		wantSendfile int64
+	}{
+		{name: "full download", path: "/files/blob.bin",
+			wantStatus: 200, wantBody: data, wantSendfile: size - sniffLen},
+		{name: "single range", path: "/files/blob.bin", header: http.Header{"Range": {"bytes=1000-2000999"}},
+			wantStatus: 206, wantBody: data[1000:2001000], wantSendfile: 2000000 - sniffLen},
+		{name: "suffix range", path: "/files/blob.bin", header: http.Header{"Range": {"bytes=-1048576"}},
+			wantStatus: 206, wantBody: data[size-1048576:], wantSendfile: 1048576 - sniffLen},
+		{name: "multi-range", path: "/files/blob.bin", header: http.Header{"Range": {"bytes=0-999,2000000-2999999"}},
+			wantStatus: 206, wantLen: -1, wantSendfile: 0},
+		{name: "HEAD", method: "HEAD", path: "/files/blob.bin",
+			wantStatus: 200, wantLen: 0, wantSendfile: 0},
+		{name: "not modified", path: "/files/blob.bin", header: http.Header{"If-None-Match": {`"v1"`}},
+			wantStatus: 304, wantLen: 0, wantSendfile: 0},
+		{name: "inner wrapper hides ReaderFrom", path: "/files/blob.bin", wrap: "inner-hide",
+			wantStatus: 200, wantBody: data, wantSendfile: 0},
+		{name: "outer wrapper keeps ReaderFrom", path: "/files/blob.bin", wrap: "outer-keep",
+			wantStatus: 200, wantBody: data, wantSendfile: size - sniffLen},
+		{name: "outer wrapper hides ReaderFrom", path: "/files/blob.bin", wrap: "outer-hide",
+			wantStatus: 200, wantBody: data, wantSendfile: 0},
+		{name: "chunked io.Copy", path: "/chunked/blob.bin",
+			wantStatus: 200, wantBody: data, wantSendfile: 0},
+		{name: "TLS", path: "/files/blob.bin", tls: true,
+			wantStatus: 200, wantBody: data, wantSendfile: 0},
+		{name: "HTTP/2", path: "/files/blob.bin", tls: true, http2: true,
+			wantStatus: 200, wantBody: data, wantSendfile: 0},
+	}
+	for _, router := range []string{"chi", "mux"} {
+		for _, tt := range tests {
+			t.Run(router+"/"+tt.name, func(t *testing.T) {
+				c := startChild(t, childConfig{Router: router, Dir: dir, Wrap: tt.wrap, TLS: tt.tls, HTTP2: tt.http2})
+				method := tt.method
+				if method == "" {
+					method = "GET"
+				}
+				scheme := "http"
+				tr := &http.Transport{DisableKeepAlives: true}
+				if tt.tls {
+					scheme = "https"
+					tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+					tr.ForceAttemptHTTP2 = tt.http2
+				}
+				req, err := http.NewRequest(method, scheme+"://"+c.addr+tt.path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range tt.header {
+					req.Header[k] = v
+				}
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr.CloseIdleConnections()
+				recs, sum := c.stop(t)
+
+				if resp.StatusCode != tt.wantStatus {
+					t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+				}
+				if wantProto := map[bool]int{false: 1, true: 2}[tt.http2]; resp.ProtoMajor != wantProto {
+					t.Fatalf("got %s, want HTTP/%d", resp.Proto, wantProto)
+				}
+				switch {
+				case tt.wantBody != nil && !bytes.Equal(body, tt.wantBody):
+					t.Fatalf("client got %d bytes that differ from the %d expected", len(body), len(tt.wantBody))
+				case tt.wantBody == nil && tt.wantLen >= 0 && int64(len(body)) != tt.wantLen:
+					t.Fatalf("client got %d bytes, want %d", len(body), tt.wantLen)
+				}
+				if len(recs) != 1 {
+					t.Fatalf("got %d log records, want 1", len(recs))
+				}
+				rec := recs[0]
+				if got := int64(rec["http.response.body.size"].(float64)); got != int64(len(body)) {
+					t.Errorf("recorded body size %d, client received %d", got, len(body))
+				}
+				if got := int(rec["http.response.status_code"].(float64)); got != tt.wantStatus {
+					t.Errorf("recorded status %d, want %d", got, tt.wantStatus)
+				}
+				recorded := int64(rec[middleware.SendfileSizeKey].(float64))
+				saw := sum["sendfile"]
+				if recorded != saw.Sum {
+					t.Errorf("recorded sendfile size %d, strace saw sendfile(2) return %d bytes in %d calls", recorded, saw.Sum, saw.Count)
+				}
+				if recorded != tt.wantSendfile {
+					t.Errorf("recorded sendfile size %d, want %d", recorded, tt.wantSendfile)
+				}
+			})
+		}
+	}
+}

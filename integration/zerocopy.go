@@ -1,0 +1,217 @@
+package integration
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fastpath-go/fastpath/internal/zerocopy"
+)
+
+// sniffLen is how many body bytes net/http writes itself, with write(2),
+// before it hands a file to sendfile(2) (see net/http's response.ReadFrom).
+const sniffLen = 512
+
+// Report is what CheckZeroCopy observed of one response.
+type Report struct {
+	// Status is the response status code.
+	Status int
+	// Proto is the protocol the response came over, such as "HTTP/1.1".
+	Proto string
+	// TLS reports whether the response came over TLS.
+	TLS bool
+	// BodyBytes is the number of body bytes the client received.
+	BodyBytes int64
+	// SendfileBytes is the number of response bytes the kernel sent with
+	// sendfile(2), measured at the connection.
+	SendfileBytes int64
+	// Header is the response header.
+	Header http.Header
+}
+
+// ZeroCopyShare returns the fraction of the body sent by sendfile, from 0
+// to 1; net/http writes the first 512 bytes itself, so a 4 KiB file kept on
+// the fast path shows 0.875.
+func (r Report) ZeroCopyShare() float64 {
+	if r.BodyBytes == 0 {
+		return 0
+	}
+	return float64(r.SendfileBytes) / float64(r.BodyBytes)
+}
+
+// KeptFastPath reports whether every body byte past the first 512 went by
+// sendfile.
+func (r Report) KeptFastPath() bool {
+	return r.BodyBytes > sniffLen && r.SendfileBytes >= r.BodyBytes-sniffLen
+}
+
+// Reason explains, from the response alone, why a response did not go by
+// sendfile, or returns "" when it did (or was too small to need it).
+func (r Report) Reason() string {
+	switch {
+	case r.KeptFastPath(), r.BodyBytes <= sniffLen:
+		return ""
+	case r.Proto != "HTTP/1.1" && r.Proto != "HTTP/1.0":
+		return r.Proto + " frames the body itself and never uses sendfile"
+	case r.TLS:
+		return "TLS encrypts the body in user space and never uses sendfile"
+	case r.Header.Get("Content-Encoding") != "":
+		return "the body was compressed on the fly (Content-Encoding: " + r.Header.Get("Content-Encoding") + ")"
+	case strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/byteranges"):
+		return "net/http sends multi-range responses through an io.Pipe"
+	case r.Header.Get("Content-Length") == "":
+		return "the response had no Content-Length, so it was chunked"
+	default:
+		return "a ResponseWriter wrapper between the handler and net/http hides io.ReaderFrom"
+	}
+}
+
+// Option configures CheckZeroCopy.
+type Option func(*options)
+
+type options struct {
+	tls   bool
+	http2 bool
+}
+
+// WithTLS serves the handler over TLS (which never uses sendfile), with
+// HTTP/2 when http2 is set.
+func WithTLS(http2 bool) Option {
+	return func(o *options) { o.tls, o.http2 = true, http2 }
+}
+
+// CheckZeroCopy serves h on a loopback server whose connections count the
+// bytes sendfile(2) sent, sends it req (only req's method, path, query,
+// header and body are used), reads the whole response, and reports what it
+// saw. It returns an error when the request fails or when the body did not go
+// by sendfile; the Report is filled in either way.
+//
+// Use it in your own tests to prove that your middleware stack keeps file
+// downloads on the fast path. The body must be larger than 512 bytes, since
+// net/http writes the first 512 itself.
+func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if req == nil || req.URL == nil {
+		return Report{}, errors.New("integration: CheckZeroCopy needs a request with a URL")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Report{}, fmt.Errorf("integration: listen: %w", err)
+	}
+	conns := &connListener{Listener: zerocopy.Listener{Listener: ln}}
+	var served sync.WaitGroup
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			served.Add(1)
+			defer served.Done()
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	var zln net.Listener = conns
+	scheme := "http"
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
+	if o.tls {
+		cert, err := selfSigned()
+		if err != nil {
+			ln.Close()
+			return Report{}, err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		if o.http2 {
+			srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+			tr.ForceAttemptHTTP2 = true
+		} else {
+			srv.TLSConfig.NextProtos = []string{"http/1.1"}
+		}
+		zln = tls.NewListener(zln, srv.TLSConfig)
+		scheme = "https"
+		client.Transport = tr
+	}
+	go srv.Serve(zln)
+	defer srv.Close()
+
+	u := *req.URL
+	u.Scheme, u.Host = scheme, ln.Addr().String()
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, u.String(), req.Body)
+	if err != nil {
+		return Report{}, fmt.Errorf("integration: %w", err)
+	}
+	out.Header = req.Header.Clone()
+	if req.Host != "" {
+		out.Host = req.Host
+	}
+	resp, err := client.Do(out)
+	if err != nil {
+		return Report{}, fmt.Errorf("integration: request: %w", err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	rep := Report{Status: resp.StatusCode, Proto: resp.Proto, TLS: resp.TLS != nil, BodyBytes: n, Header: resp.Header}
+	if err != nil {
+		return rep, fmt.Errorf("integration: reading the body: %w", err)
+	}
+	// The client can finish reading before the handler has returned from its
+	// last sendfile; the count is complete once the handler is done.
+	srv.Shutdown(req.Context())
+	served.Wait()
+	rep.SendfileBytes = conns.sendfile()
+	if !rep.KeptFastPath() {
+		if rep.BodyBytes <= sniffLen {
+			return rep, fmt.Errorf("integration: the body is %d bytes; net/http writes up to %d itself, so use a larger file", rep.BodyBytes, sniffLen)
+		}
+		return rep, fmt.Errorf("integration: sendfile sent %d of %d body bytes (%.0f%%): %s",
+			rep.SendfileBytes, rep.BodyBytes, 100*rep.ZeroCopyShare(), rep.Reason())
+	}
+	return rep, nil
+}
+
+// AssertZeroCopy is CheckZeroCopy for tests: it fails t with the reason when
+// the response did not go by sendfile, and returns the Report.
+func AssertZeroCopy(t testing.TB, h http.Handler, req *http.Request, opts ...Option) Report {
+	t.Helper()
+	rep, err := CheckZeroCopy(h, req, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// connListener remembers the counting connections it accepts.
+type connListener struct {
+	net.Listener // a zerocopy.Listener
+	mu    sync.Mutex
+	conns []*zerocopy.Conn
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c.(*zerocopy.Conn))
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// sendfile sums what sendfile sent on every connection accepted.
+func (l *connListener) sendfile() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, c := range l.conns {
+		n += c.Sendfile()
+	}
+	return n
+}

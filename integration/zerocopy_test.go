@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/fastpath-go/fastpath/middleware"
+)
+
+// TestCheckZeroCopy checks the kit's verdict, counts and reasons for stacks
+// that keep and lose the fast path.
+func TestCheckZeroCopy(t *testing.T) {
+	dir := t.TempDir()
+	const size = 1 << 20
+	writeFile(t, dir, "big.bin", size)
+	writeFile(t, dir, "small.bin", 100)
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(dir, filepath.Base(r.URL.Path)))
+	})
+	chunked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, _ := os.Open(filepath.Join(dir, "big.bin"))
+		defer f.Close()
+		io.Copy(w, f)
+	})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tests := []struct {
+		name         string
+		h            http.Handler
+		path         string
+		header       http.Header
+		opts         []Option
+		wantErr      string // "" for kept
+		wantSendfile int64
+		wantBody     int64
+	}{
+		{name: "net/http alone", h: serve, path: "/big.bin",
+			wantSendfile: size - 512, wantBody: size},
+		{name: "fastpath stack", h: middleware.Tracing()(middleware.Metrics()(middleware.Logger(quiet)(serve))), path: "/big.bin",
+			wantSendfile: size - 512, wantBody: size},
+		{name: "range", h: serve, path: "/big.bin", header: http.Header{"Range": {"bytes=0-99999"}},
+			wantSendfile: 100000 - 512, wantBody: 100000},
+		{name: "naive wrapper", h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(hider{w}, r) }), path: "/big.bin",
+			wantErr: "sendfile sent 0 of 1048576 body bytes (0%): a ResponseWriter wrapper between the handler and net/http hides io.ReaderFrom", wantBody: size},
+		{name: "chunked", h: chunked, path: "/big.bin",
+			wantErr: "the response had no Content-Length, so it was chunked", wantBody: size},
+		{name: "compressed", h: chimw.Compress(5, "application/octet-stream")(serve), path: "/big.bin", header: http.Header{"Accept-Encoding": {"gzip"}},
+			wantErr: "compressed on the fly (Content-Encoding: gzip)", wantBody: -1},
+		{name: "TLS", h: serve, path: "/big.bin", opts: []Option{WithTLS(false)},
+			wantErr: "TLS encrypts the body in user space", wantBody: size},
+		{name: "HTTP/2", h: serve, path: "/big.bin", opts: []Option{WithTLS(true)},
+			wantErr: "HTTP/2.0 frames the body itself", wantBody: size},
+		{name: "small file", h: serve, path: "/small.bin",
+			wantErr: "the body is 100 bytes; net/http writes up to 512 itself", wantBody: 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tt.path, nil)
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			rep, err := CheckZeroCopy(tt.h, req, tt.opts...)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+			if rep.SendfileBytes != tt.wantSendfile {
+				t.Errorf("SendfileBytes = %d, want %d", rep.SendfileBytes, tt.wantSendfile)
+			}
+			if tt.wantBody >= 0 && rep.BodyBytes != tt.wantBody {
+				t.Errorf("BodyBytes = %d, want %d", rep.BodyBytes, tt.wantBody)
+			}
+			if rep.KeptFastPath() != (tt.wantErr == "") {
+				t.Errorf("KeptFastPath = %v", rep.KeptFastPath())
+			}
+		})
+	}
+}
+
+func TestAssertZeroCopyInChi(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.bin", 64<<10)
+	r := chi.NewRouter()
+	r.Use(middleware.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	r.Get("/files/{name}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(dir, chi.URLParam(r, "name")))
+	})
+	rep := AssertZeroCopy(t, r, httptest.NewRequest("GET", "/files/a.bin", nil))
+	if rep.Status != 200 || rep.ZeroCopyShare() != float64(64<<10-512)/float64(64<<10) {
+		t.Errorf("report %+v", rep)
+	}
+}
