@@ -191,8 +191,8 @@ func AssertZeroCopy(t testing.TB, h http.Handler, req *http.Request, opts ...Opt
 // connListener remembers the counting connections it accepts.
 type connListener struct {
 	net.Listener // a zerocopy.Listener
-	mu    sync.Mutex
-	conns []*zerocopy.Conn
+	mu           sync.Mutex
+	conns        []*zerocopy.Conn
 }
 
 func (l *connListener) Accept() (net.Conn, error) {
