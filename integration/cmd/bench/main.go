@@ -1,0 +1,488 @@
+// Command bench measures what serving a large file costs the server, for
+// net/http alone, a naive byte-counting ResponseWriter wrapper, otelhttp, and
+// the full fastpath stack served through middleware.Listener:
+//
+//	go run ./integration/cmd/bench
+//
+// Each stack runs in a child process on loopback. The server's CPU time (user
+// plus system, from getrusage in the child) is measured over several
+// interleaved rounds of downloads and the median is reported per GiB served;
+// the I/O system calls (read, write, writev, sendfile, splice, ...) are
+// counted in a separate run of each stack under strace -f. Both are shown as
+// ratios to net/http alone, with the response bytes each stack reported.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/fastpath-go/fastpath/internal/strace"
+	"github.com/fastpath-go/fastpath/middleware"
+)
+
+// stacks are the servers compared, in table order; the first is the baseline.
+var stacks = []string{"net/http", "naive wrapper", "otelhttp", "fastpath"}
+
+// ioSyscalls are the system calls that can move response bytes.
+var ioSyscalls = []string{"read", "write", "writev", "sendfile", "splice", "pread64", "pwrite64", "readv", "copy_file_range"}
+
+func main() {
+	child := flag.String("child", "", "internal: serve as this stack")
+	file := flag.String("file", "", "internal: the file the child serves")
+	size := flag.Int64("size", 256<<20, "size of the file served, in bytes")
+	downloads := flag.Int("downloads", 4, "downloads of the file per round")
+	rounds := flag.Int("rounds", 5, "interleaved rounds for the CPU median")
+	verbose := flag.Bool("v", false, "also print each stack's I/O system calls one by one")
+	flag.Parse()
+	if *child != "" {
+		if err := serve(*child, *file); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	res, err := run(config{size: *size, downloads: *downloads, rounds: *rounds, progress: os.Stderr})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	res.write(os.Stdout)
+	if *verbose {
+		res.writeCalls(os.Stdout)
+	}
+}
+
+type config struct {
+	size      int64
+	downloads int
+	rounds    int
+	progress  io.Writer
+}
+
+// result is what was measured of one stack.
+type result struct {
+	Stack    string
+	CPU      []time.Duration // per round
+	Syscalls int64           // I/O system calls in the strace run, -1 if not traced
+	Calls    strace.Summary  // the strace run, per system call
+	Sendfile int64           // bytes sendfile(2) returned in the strace run
+	Reported int64           // response bytes the stack reported, -1 if it reports none
+	Served   int64           // response bytes the client received per round
+}
+
+type results struct {
+	cfg      config
+	stacks   []*result
+	straceOK error
+}
+
+func run(cfg config) (*results, error) {
+	dir, err := os.MkdirTemp("", "fastpath-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "big.bin")
+	if err := writeFile(file, cfg.size); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	res := &results{cfg: cfg, straceOK: strace.Check()}
+	for _, s := range stacks {
+		res.stacks = append(res.stacks, &result{Stack: s, Syscalls: -1})
+	}
+	// Warm the page cache so every stack reads the file from memory.
+	if _, err := io.Copy(io.Discard, must(os.Open(file))); err != nil {
+		return nil, err
+	}
+	for round := range cfg.rounds {
+		for _, r := range res.stacks {
+			fmt.Fprintf(cfg.progress, "round %d/%d: %s\n", round+1, cfg.rounds, r.Stack)
+			m, err := measure(self, r.Stack, file, cfg, "")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r.Stack, err)
+			}
+			r.CPU = append(r.CPU, m.cpu)
+			r.Reported, r.Served = m.reported, m.served
+		}
+	}
+	if res.straceOK == nil {
+		for _, r := range res.stacks {
+			fmt.Fprintf(cfg.progress, "strace: %s\n", r.Stack)
+			trace := filepath.Join(dir, "strace.out")
+			if _, err := measure(self, r.Stack, file, cfg, trace); err != nil {
+				return nil, fmt.Errorf("%s under strace: %w", r.Stack, err)
+			}
+			sum, err := strace.ParseFile(trace)
+			if err != nil {
+				return nil, err
+			}
+			r.Syscalls = sum.Total(ioSyscalls...).Count
+			r.Calls = sum
+			r.Sendfile = sum["sendfile"].Sum
+		}
+	}
+	return res, nil
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func writeFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for n := int64(0); n < size; n += int64(len(buf)) {
+		if _, err := f.Write(buf[:min(int64(len(buf)), size-n)]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// measurement is one child's run.
+type measurement struct {
+	cpu      time.Duration
+	reported int64
+	served   int64
+}
+
+// measure starts a child serving stack (under strace when trace is set),
+// downloads the file cfg.downloads times, and returns the child's CPU time
+// for the downloads and the bytes it reported.
+func measure(self, stack, file string, cfg config, trace string) (measurement, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-child", stack, "-file", file}
+	cmd := exec.CommandContext(ctx, self, args...)
+	if trace != "" {
+		cmd = strace.Command(ctx, trace, ioSyscalls, self, args...)
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return measurement{}, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return measurement{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return measurement{}, err
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	var addr, control string
+	if _, err := fmt.Fscanf(bufio.NewReader(stdout), "ADDR %s CONTROL %s\n", &addr, &control); err != nil {
+		return measurement{}, fmt.Errorf("child did not start: %w", err)
+	}
+	var before, after childReport
+	if err := getJSON("http://"+control+"/report", &before); err != nil {
+		return measurement{}, err
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	var served int64
+	for range cfg.downloads {
+		resp, err := client.Get("http://" + addr + "/big.bin")
+		if err != nil {
+			return measurement{}, err
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || n != cfg.size {
+			return measurement{}, fmt.Errorf("download: status %d, %d of %d bytes, %v", resp.StatusCode, n, cfg.size, err)
+		}
+		served += n
+	}
+	client.CloseIdleConnections()
+	// The client can finish before the server's handler returns; the child's
+	// report waits for every request to complete.
+	if err := getJSON(fmt.Sprintf("http://%s/report?requests=%d", control, cfg.downloads), &after); err != nil {
+		return measurement{}, err
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		return measurement{}, fmt.Errorf("child: %w", err)
+	}
+	return measurement{cpu: after.CPU - before.CPU, reported: after.Reported, served: served}, nil
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// childReport is what a child says about itself on its control listener.
+type childReport struct {
+	CPU      time.Duration // user + system time so far
+	Reported int64         // response bytes the stack reported, -1 if none
+}
+
+// serve runs one stack until standard input closes.
+func serve(stack, file string) error {
+	var (
+		reported func() int64
+		done     = make(chan struct{}, 1024)
+	)
+	files := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(file)
+		if err != nil {
+			http.Error(w, "open failed", http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			http.Error(w, "stat failed", http.StatusInternalServerError)
+			return
+		}
+		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+	})
+	var h http.Handler
+	var ln net.Listener
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	switch stack {
+	case "net/http":
+		h = files
+		reported = func() int64 { return -1 }
+	case "naive wrapper":
+		var total int64
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cw := &countingWriter{ResponseWriter: w}
+			files.ServeHTTP(cw, r)
+			total += cw.n
+		})
+		reported = func() int64 { return total }
+	case "otelhttp":
+		mp, reader, tp := providers()
+		defer mp.Shutdown(context.Background())
+		defer tp.Shutdown(context.Background())
+		h = otelhttp.NewHandler(files, "server", otelhttp.WithMeterProvider(mp), otelhttp.WithTracerProvider(tp))
+		reported = func() int64 { return responseBytes(reader) }
+	case "fastpath":
+		mp, reader, tp := providers()
+		defer mp.Shutdown(context.Background())
+		defer tp.Shutdown(context.Background())
+		logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		h = middleware.Tracing(middleware.WithTracerProvider(tp))(
+			middleware.Metrics(middleware.WithMeterProvider(mp))(
+				middleware.Logger(logger)(files)))
+		ln = middleware.Listener(ln)
+		reported = func() int64 { return responseBytes(reader) }
+	default:
+		return errors.New("unknown stack " + stack)
+	}
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { done <- struct{}{} }()
+		h.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+
+	cln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	completed := 0
+	control := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var want int
+		fmt.Sscan(r.URL.Query().Get("requests"), &want)
+		for ; completed < want; completed++ {
+			<-done
+		}
+		json.NewEncoder(w).Encode(childReport{CPU: cpuTime(), Reported: reported()})
+	})}
+	go control.Serve(cln)
+	fmt.Printf("ADDR %s CONTROL %s\n", ln.Addr(), cln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	control.Shutdown(ctx)
+	return srv.Shutdown(ctx)
+}
+
+// countingWriter is the naive wrapper of the incident in the README: it
+// counts bytes and, by embedding only http.ResponseWriter, hides io.ReaderFrom.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// providers returns SDK providers as a service runs them: every span sampled
+// and exported (to nowhere), metrics aggregated in memory.
+func providers() (*sdkmetric.MeterProvider, *sdkmetric.ManualReader, *sdktrace.TracerProvider) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSyncer(discard{}))
+	return mp, reader, tp
+}
+
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+// responseBytes sums http.server.response.body.size over every data point.
+func responseBytes(reader *sdkmetric.ManualReader) int64 {
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		return -1
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if h, ok := m.Data.(metricdata.Histogram[int64]); ok && m.Name == "http.server.response.body.size" {
+				for _, dp := range h.DataPoints {
+					n += dp.Sum
+				}
+			}
+		}
+	}
+	return n
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// cpuPerGiB returns the median CPU time per GiB served.
+func (r *result) cpuPerGiB() time.Duration {
+	if r.Served == 0 {
+		return 0
+	}
+	return time.Duration(float64(median(r.CPU)) * float64(1<<30) / float64(r.Served))
+}
+
+func (res *results) write(w io.Writer) {
+	base := res.stacks[0]
+	fmt.Fprintf(w, "%d downloads of a %d MiB file per round over loopback, median of %d interleaved rounds\n",
+		res.cfg.downloads, res.cfg.size>>20, res.cfg.rounds)
+	fmt.Fprintf(w, "machine: %s, %d cores, %s, %s\n\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version())
+	fmt.Fprintln(w, "| stack | server CPU per GiB | vs net/http | I/O syscalls | vs net/http | sendfile bytes | bytes it reported |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, r := range res.stacks {
+		sys, sysRatio, sf := "not traced", "-", "-"
+		if r.Syscalls >= 0 {
+			sys = fmt.Sprint(r.Syscalls)
+			sysRatio = fmt.Sprintf("%.2fx", float64(r.Syscalls)/float64(base.Syscalls))
+			sf = fmt.Sprint(r.Sendfile)
+		}
+		rep := "-"
+		if r.Reported >= 0 {
+			rep = fmt.Sprint(r.Reported)
+			if r.Reported == r.Served {
+				rep += " (correct)"
+			} else {
+				rep += fmt.Sprintf(" (served %d)", r.Served)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.1f ms | %.2fx | %s | %s | %s | %s |\n", r.Stack,
+			float64(r.cpuPerGiB())/float64(time.Millisecond),
+			float64(r.cpuPerGiB())/float64(base.cpuPerGiB()), sys, sysRatio, sf, rep)
+	}
+	if res.straceOK != nil {
+		fmt.Fprintf(w, "\nsystem calls not counted: %v\n", res.straceOK)
+	}
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func kernel() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return runtime.GOOS
+	}
+	b := make([]byte, 0, len(u.Release))
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return "Linux " + string(b)
+}
+
+// writeCalls prints the strace run's I/O system calls per stack.
+func (res *results) writeCalls(w io.Writer) {
+	for _, r := range res.stacks {
+		fmt.Fprintf(w, "\n%s:", r.Stack)
+		for _, name := range ioSyscalls {
+			if c, ok := r.Calls[name]; ok {
+				fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+}
