@@ -96,7 +96,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if d := rec.ttfb(); d > 0 {
 		attrs = append(attrs, slog.Duration("ttfb", d))
 	}
-	attrs = append(attrs, slog.String("client.address", clientAddress(r)))
+	attrs = append(attrs, slog.String("client.address", o.cfg.clientAddress(r)))
 	if ua := r.UserAgent(); ua != "" {
 		attrs = append(attrs, slog.String("user_agent.original", ua))
 	}

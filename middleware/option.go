@@ -1,8 +1,10 @@
 package middleware
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"go.opentelemetry.io/otel/metric"
@@ -26,6 +28,7 @@ type config struct {
 	level   func(status int, aborted bool) slog.Level
 	headers []loggedHeader
 	query   bool
+	proxy   *trustedProxy
 
 	meterProvider  metric.MeterProvider
 	tracerProvider trace.TracerProvider
@@ -130,4 +133,32 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // context with. The default, and nil, is otel.GetTextMapPropagator().
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagators = p })
+}
+
+// WithTrustedProxy makes client.address (in logs and spans) the client's
+// address as a trusted reverse proxy reports it in header, which must be
+// X-Forwarded-For, X-Real-IP or Forwarded. The header is believed only when
+// the request's peer address is inside one of proxies, and only as far back
+// as the hops are themselves trusted proxies: the address recorded is the
+// nearest one that is not. Without this option, client.address is the peer
+// address, whatever headers clients send. (chi's RealIP middleware rewrites
+// the peer address itself; fastpath then records what it wrote.)
+//
+// WithTrustedProxy panics if header is not one of the three, or if no proxy
+// prefix is given.
+func WithTrustedProxy(header string, proxies ...netip.Prefix) Option {
+	h := http.CanonicalHeaderKey(header)
+	switch h {
+	case "X-Forwarded-For", "X-Real-Ip", "Forwarded":
+	default:
+		panic(fmt.Sprintf("fastpath/middleware: WithTrustedProxy: header %q is not X-Forwarded-For, X-Real-IP or Forwarded", header))
+	}
+	if len(proxies) == 0 {
+		panic("fastpath/middleware: WithTrustedProxy: no trusted proxy prefixes")
+	}
+	p := &trustedProxy{header: h}
+	for _, pfx := range proxies {
+		p.proxies = append(p.proxies, pfx.Masked())
+	}
+	return optionFunc(func(c *config) { c.proxy = p })
 }

@@ -56,8 +56,8 @@ func Tracing(opts ...Option) func(http.Handler) http.Handler {
 		tracer: tp.Tracer(scopeName,
 			trace.WithInstrumentationVersion(scopeVersion),
 			trace.WithSchemaURL(semconv.SchemaURL)),
-		prop:  cfg.propagators,
-		query: cfg.query,
+		prop: cfg.propagators,
+		cfg:  &cfg,
 	}
 	return func(next http.Handler) http.Handler {
 		return newHandler(next, &cfg, t)
@@ -67,7 +67,7 @@ func Tracing(opts ...Option) func(http.Handler) http.Handler {
 type tracing struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
-	query  bool
+	cfg    *config
 }
 
 // spanMethod returns the method part of a span name.
@@ -102,7 +102,7 @@ func (t *tracing) start(rec *record, r *http.Request) *http.Request {
 		name += " " + route
 		attrs = append(attrs, semconv.HTTPRoute(route))
 	}
-	if t.query && r.URL.RawQuery != "" {
+	if t.cfg.query && r.URL.RawQuery != "" {
 		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
 	}
 	if host, port := splitHostPort(r.Host); host != "" {
@@ -112,7 +112,7 @@ func (t *tracing) start(rec *record, r *http.Request) *http.Request {
 		}
 	}
 	if peer, port := splitHostPort(r.RemoteAddr); peer != "" {
-		attrs = append(attrs, semconv.ClientAddress(clientAddress(r)), semconv.NetworkPeerAddress(peer))
+		attrs = append(attrs, semconv.ClientAddress(t.cfg.clientAddress(r)), semconv.NetworkPeerAddress(peer))
 		if port > 0 {
 			attrs = append(attrs, semconv.NetworkPeerPort(port))
 		}
