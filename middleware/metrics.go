@@ -23,9 +23,9 @@ const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
 //
 //	http.server.request.duration   histogram, s, the advised boundaries
 //	http.server.active_requests    up-down counter, {request}
-//	http.server.request.body.size  histogram, By
-//	http.server.response.body.size histogram, By
-//	fastpath.server.response.sendfile.size histogram, By, with Listener only
+//	http.server.request.body.size  histogram, By, powers of 4 from 256 B to 4 GiB
+//	http.server.response.body.size histogram, By, the same
+//	fastpath.server.response.sendfile.size histogram, By, the same, with Listener only
 //
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
@@ -70,13 +70,14 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	handleErr(err)
 	active, err := httpconv.NewServerActiveRequests(meter)
 	handleErr(err)
-	reqBody, err := httpconv.NewServerRequestBodySize(meter)
+	reqBody, err := httpconv.NewServerRequestBodySize(meter, sizeBuckets)
 	handleErr(err)
-	respBody, err := httpconv.NewServerResponseBodySize(meter)
+	respBody, err := httpconv.NewServerResponseBodySize(meter, sizeBuckets)
 	handleErr(err)
 	m.duration, m.active, m.reqBody, m.respBody = duration.Inst(), active.Inst(), reqBody.Inst(), respBody.Inst()
 	m.sendfile, err = meter.Int64Histogram(SendfileSizeMetric,
 		metric.WithUnit("By"),
+		sizeBuckets,
 		metric.WithDescription("Size of HTTP server response bodies sent by sendfile(2)."))
 	if err != nil {
 		handleErr(err)
@@ -84,6 +85,13 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	}
 	return m
 }
+
+// sizeBuckets are the boundaries advised for the body size histograms, for
+// which the conventions advise none: powers of four from 256 B to 4 GiB, so a
+// file server's downloads land in buckets of their own instead of all above
+// the SDK's default top boundary of 10,000 bytes. An SDK view overrides them.
+var sizeBuckets = metric.WithExplicitBucketBoundaries(
+	0, 1<<8, 1<<10, 1<<12, 1<<14, 1<<16, 1<<18, 1<<20, 1<<22, 1<<24, 1<<26, 1<<28, 1<<30, 1<<32)
 
 func handleErr(err error) {
 	if err != nil {

@@ -147,6 +147,10 @@ func TestMetricInstruments(t *testing.T) {
 				}
 			case metricdata.Histogram[int64]:
 				kind = "histogram[int64]"
+				want := []float64{0, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28, 1 << 30, 1 << 32}
+				if got := d.DataPoints[0].Bounds; !slices.Equal(got, want) {
+					t.Errorf("bounds %v, want %v", got, want)
+				}
 			case metricdata.Sum[int64]:
 				if !d.IsMonotonic {
 					kind = "updowncounter[int64]"

@@ -56,6 +56,8 @@ type record struct {
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started
+
+	rw http.ResponseWriter // the writer wrapped, for its final header
 }
 
 // begin returns the request's record, making it and wrapping w when no
@@ -77,6 +79,7 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (*record, 
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
 		}
+		rec.rw = w
 		w = httpsnoop.Wrap(w, rec.hooks())
 		ctx = context.WithValue(ctx, recordKey{}, rec)
 	}
@@ -176,9 +179,18 @@ func (rec *record) finish(passed *http.Request, ctx context.Context) {
 	if rec.route == "" {
 		rec.route = routeOf(passed)
 	}
-	if !rec.clientGone && errors.Is(ctx.Err(), context.Canceled) {
+	if !rec.clientGone && errors.Is(ctx.Err(), context.Canceled) && !rec.complete() {
 		rec.clientGone = true
 	}
+}
+
+// complete reports whether the handler wrote the whole body it declared with
+// Content-Length. Such a response can reach the client before the handler
+// returns (sendfile flushes it), and clients such as curl close the
+// connection at once, canceling the request context: that is not an abort.
+func (rec *record) complete() bool {
+	cl, err := strconv.ParseInt(rec.rw.Header().Get("Content-Length"), 10, 64)
+	return err == nil && cl >= 0 && rec.body >= cl && !rec.head
 }
 
 // recovered records a panic value from recover(); nil means runtime.Goexit.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -433,15 +434,25 @@ func TestPanic(t *testing.T) {
 }
 
 // TestClientAbort checks that a client going away mid-response is recorded
-// as aborted, with the bytes that did get out.
+// as aborted, with the bytes that did get out, and that a client closing the
+// connection after receiving the whole body is not.
 func TestClientAbort(t *testing.T) {
 	path, _ := writeTestFile(t, "big.bin", 64<<20)
+	// complete serves a whole body, then waits for the client to leave.
+	complete := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		w.Write([]byte("hello"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}
 	tests := []struct {
-		name    string
-		handler http.HandlerFunc
-		read    int64
+		name        string
+		handler     http.HandlerFunc
+		read        int64 // body bytes the client reads before closing
+		wantAborted bool
+		wantBody    int64 // -1: at least read, less than the file
 	}{
-		{name: "during sendfile", handler: serveFile(t, path), read: 1 << 20},
+		{name: "during sendfile", handler: serveFile(t, path), read: 1 << 20, wantAborted: true, wantBody: -1},
 		{
 			name: "while handler waits",
 			handler: func(w http.ResponseWriter, r *http.Request) {
@@ -449,7 +460,19 @@ func TestClientAbort(t *testing.T) {
 				w.(http.Flusher).Flush()
 				<-r.Context().Done()
 			},
+			wantAborted: true,
 		},
+		{
+			name: "short of Content-Length",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "10")
+				w.Write([]byte("hello"))
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			},
+			read: 5, wantAborted: true, wantBody: 5,
+		},
+		{name: "after the whole body", handler: complete, read: 5, wantAborted: false, wantBody: 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -473,18 +496,21 @@ func TestClientAbort(t *testing.T) {
 			srv.Close()
 
 			e := logs.only(t)
-			if got := e.Attrs["error.type"]; got != "aborted" {
-				t.Errorf("error.type = %v, want aborted", got)
+			if got, want := e.Attrs["error.type"], map[bool]any{true: "aborted", false: nil}[tt.wantAborted]; got != want {
+				t.Errorf("error.type = %v, want %v", got, want)
 			}
 			if got := e.Attrs["http.response.status_code"]; got != int64(200) {
 				t.Errorf("status = %v, want 200", got)
 			}
 			body := e.Attrs["http.response.body.size"].(int64)
-			if body < tt.read || body >= 64<<20 {
+			if tt.wantBody >= 0 && body != tt.wantBody {
+				t.Errorf("body size = %d, want %d", body, tt.wantBody)
+			}
+			if tt.wantBody < 0 && (body < tt.read || body >= 64<<20) {
 				t.Errorf("body size = %d, want the bytes that got out: at least the %d read and less than the file", body, tt.read)
 			}
-			if e.Level != slogLevelError {
-				t.Errorf("level = %v, want ERROR", e.Level)
+			if wantLevel := map[bool]slog.Level{true: slog.LevelError, false: slog.LevelInfo}[tt.wantAborted]; e.Level != wantLevel {
+				t.Errorf("level = %v, want %v", e.Level, wantLevel)
 			}
 		})
 	}
