@@ -1,0 +1,261 @@
+package handlers
+
+import (
+	"html"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// FileServer returns a handler that serves GET and HEAD requests with the
+// files under root, choosing the file by r.URL.Path, so it works under
+// http.StripPrefix and in routers such as chi:
+//
+//	mux.Handle("/static/", http.StripPrefix("/static/", handlers.FileServer(root)))
+//
+// Regular files are served with http.ServeContent's semantics (ranges,
+// preconditions, HEAD), a strong ETag derived from the file's size and
+// modification time, and the body on the sendfile(2) path; see the package
+// documentation for multi-range requests, precompressed sidecar files and
+// what answers 404. Other methods get 405 with "Allow: GET, HEAD".
+//
+// The handler never closes root, which must stay open while it serves. It
+// panics if root is nil or an option is invalid.
+func FileServer(root *os.Root, opts ...Option) http.Handler {
+	if root == nil {
+		panic("handlers: FileServer: nil root")
+	}
+	return &fileServer{root: root, cfg: newConfig(opts)}
+}
+
+type fileServer struct {
+	root *os.Root
+	cfg  config
+}
+
+// notFoundBody is the whole body of every 404: the same text as net/http's,
+// and never anything derived from the file system.
+const notFoundBody = "404 page not found"
+
+func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name, dir, ok := resolvePath(r.URL.Path, s.cfg.dotfiles)
+	if !ok {
+		replyStatus(w, http.StatusNotFound)
+		return
+	}
+	f, fi, status := s.open(name)
+	if status != 0 {
+		replyStatus(w, status)
+		return
+	}
+	defer f.Close()
+
+	switch {
+	case fi.Mode().IsRegular():
+		if dir {
+			// "/file.txt/": net/http redirects to "../file.txt"; a file
+			// is not a directory, so this is simply not found.
+			replyStatus(w, http.StatusNotFound)
+			return
+		}
+		s.serveRegular(w, r, name, f, fi)
+	case fi.IsDir() && (s.cfg.index || s.cfg.listing):
+		if !dir {
+			// "./" keeps a name such as "a:b" from reading as a URL scheme;
+			// the name is a single escaped path element, so the target is
+			// always a child of the current URL, never another host.
+			localRedirect(w, r, "./"+url.PathEscape(path.Base(filepath.ToSlash(name)))+"/")
+			return
+		}
+		if s.cfg.index {
+			index := filepath.Join(name, "index.html")
+			if g, gi, status := s.open(index); status == 0 {
+				defer g.Close()
+				if gi.Mode().IsRegular() {
+					s.serveRegular(w, r, index, g, gi)
+					return
+				}
+			}
+		}
+		if s.cfg.listing {
+			s.serveListing(w, r, f, fi)
+			return
+		}
+		replyStatus(w, http.StatusNotFound)
+	default:
+		// A directory with neither index nor listing, a device, a FIFO,
+		// a socket: nothing to serve.
+		replyStatus(w, http.StatusNotFound)
+	}
+}
+
+// resolvePath maps a request path to a name relative to the root, in the
+// operating system's syntax, and reports whether the path ended in a slash.
+// It refuses (ok false) anything that is not a plain downward path: empty,
+// "." and ".." elements (so "//", "/./" and "/../"), backslashes, NUL bytes,
+// names the operating system reserves (see filepath.Localize) and, unless
+// dotfiles, elements starting with a dot. os.Root then refuses symbolic links
+// that lead out of the root.
+func resolvePath(p string, dotfiles bool) (name string, dir bool, ok bool) {
+	p = strings.TrimPrefix(p, "/")
+	if p == "" {
+		return ".", true, true
+	}
+	if strings.HasSuffix(p, "/") {
+		dir = true
+		p = p[:len(p)-1]
+	}
+	if !fs.ValidPath(p) || p == "." || strings.ContainsAny(p, "\\\x00") {
+		return "", false, false
+	}
+	if !dotfiles && (p[0] == '.' || strings.Contains(p, "/.")) {
+		return "", false, false
+	}
+	name, err := filepath.Localize(p)
+	if err != nil {
+		return "", false, false
+	}
+	return name, dir, true
+}
+
+// open opens name under the root. status is 0 on success, else the status
+// to answer with: 404 for every answer about the file (missing, refused by
+// the root, not permitted, too long a name...), 500 for resource errors.
+func (s *fileServer) open(name string) (*os.File, fs.FileInfo, int) {
+	f, err := s.root.OpenFile(name, openFlags, 0)
+	if err != nil {
+		if isTransient(err) {
+			return nil, nil, http.StatusInternalServerError
+		}
+		return nil, nil, http.StatusNotFound
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, http.StatusInternalServerError
+	}
+	return f, fi, 0
+}
+
+// replyStatus answers with a fixed plain-text body for status.
+func replyStatus(w http.ResponseWriter, status int) {
+	if status == http.StatusNotFound {
+		http.Error(w, notFoundBody, status)
+		return
+	}
+	http.Error(w, "500 internal server error", http.StatusInternalServerError)
+}
+
+// localRedirect is net/http's localRedirect: a 301 to a relative target,
+// keeping the query.
+func localRedirect(w http.ResponseWriter, r *http.Request, target string) {
+	if q := r.URL.RawQuery; q != "" {
+		target += "?" + q
+	}
+	w.Header().Set("Location", target)
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
+// serveRegular serves f, the regular file at name, or a precompressed
+// sidecar of it that the client accepts.
+func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo) {
+	h := w.Header()
+	if s.cfg.cacheControl != "" {
+		h.Set("Cache-Control", s.cfg.cacheControl)
+	}
+	if s.cfg.attachments {
+		SetAttachment(h, filepath.Base(name))
+	}
+	if len(s.cfg.codings) > 0 {
+		addVary(h, "Accept-Encoding")
+		order, n := preferredCodings(r, s.cfg.codings)
+		for _, i := range order[:n] {
+			c := s.cfg.codings[i]
+			sf, sfi, status := s.open(name + c.ext)
+			if status != 0 {
+				continue
+			}
+			defer sf.Close()
+			if !sfi.Mode().IsRegular() {
+				continue
+			}
+			if _, ok := h["Content-Type"]; !ok {
+				h.Set("Content-Type", originalType(name, f))
+			}
+			h.Set("Etag", makeETag(sfi, c.name))
+			serveFile(w, r, name, sfi.ModTime(), sf, sfi.Size(), c.name, s.cfg.maxRanges)
+			return
+		}
+	}
+	h.Set("Etag", makeETag(fi, ""))
+	serveFile(w, r, name, fi.ModTime(), f, fi.Size(), "", s.cfg.maxRanges)
+}
+
+// originalType returns the Content-Type of the original file f: by name's
+// extension, else sniffed from f's first 512 bytes, never from the
+// compressed bytes of a sidecar.
+func originalType(name string, f *os.File) string {
+	if ctype := mime.TypeByExtension(filepath.Ext(name)); ctype != "" {
+		return ctype
+	}
+	var buf [sniffLen]byte
+	n, _ := f.ReadAt(buf[:], 0)
+	return http.DetectContentType(buf[:n])
+}
+
+// serveListing answers with an HTML list of the directory f, as net/http's
+// dirList does, leaving out entries a request could not reach.
+func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, f *os.File, fi fs.FileInfo) {
+	if checkIfModifiedSince(r, fi.ModTime()) == condFalse {
+		h := w.Header()
+		delete(h, "Content-Type")
+		delete(h, "Content-Length")
+		delete(h, "Content-Encoding")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		replyStatus(w, http.StatusInternalServerError)
+		return
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+
+	var b strings.Builder
+	b.WriteString("<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n")
+	for _, e := range entries {
+		name := e.Name()
+		if _, _, ok := resolvePath(name, s.cfg.dotfiles); !ok {
+			continue
+		}
+		if e.IsDir() {
+			name += "/"
+		}
+		// url.URL escapes '?', '#', '%', spaces, quotes, angle brackets
+		// and non-ASCII, and prefixes "./" when the first element has a
+		// colon; html.EscapeString then makes '&' and '\'' safe too.
+		href := (&url.URL{Path: name}).String()
+		b.WriteString("<a href=\"")
+		b.WriteString(html.EscapeString(href))
+		b.WriteString("\">")
+		b.WriteString(html.EscapeString(name))
+		b.WriteString("</a>\n")
+	}
+	b.WriteString("</pre>\n")
+
+	setLastModified(w.Header(), fi.ModTime())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, b.String())
+}

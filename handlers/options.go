@@ -1,0 +1,117 @@
+package handlers
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Option configures a FileServer. The zero configuration works: files only
+// (no index pages, no listings, no dotfiles), precompressed br, zstd and
+// gzip sidecars, at most DefaultMaxRanges ranges, no Cache-Control.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is the resolved set of a FileServer's options.
+type config struct {
+	index        bool
+	listing      bool
+	dotfiles     bool
+	attachments  bool
+	cacheControl string
+	maxRanges    int
+	codings      []coding
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		maxRanges: DefaultMaxRanges,
+		codings:   knownCodings,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// WithIndex makes a request for a directory (with a trailing slash) serve
+// the directory's index.html, and a request for a directory without the
+// trailing slash redirect to add it. Off by default: directories answer 404.
+func WithIndex() Option {
+	return optionFunc(func(c *config) { c.index = true })
+}
+
+// WithDirectoryListing makes a request for a directory that has no index
+// page (or when WithIndex is off) answer with an HTML list of its entries,
+// sorted by name, with every name HTML-escaped and URL-escaped in its link.
+// Entries a request could not reach (dotfiles unless WithDotfiles, names
+// with a backslash) are left out. A request for a directory without the
+// trailing slash redirects to add it. Off by default.
+func WithDirectoryListing() Option {
+	return optionFunc(func(c *config) { c.listing = true })
+}
+
+// WithDotfiles lets requests reach files and directories whose names start
+// with a dot (".well-known", ".env"). Off by default: a request with any
+// path element starting with "." answers 404. The path elements "." and ".."
+// are refused either way.
+func WithDotfiles() Option {
+	return optionFunc(func(c *config) { c.dotfiles = true })
+}
+
+// WithCacheControl sets the Cache-Control header of every response that
+// serves a file (200, 206 and 304), for example "public, max-age=3600".
+// The empty string (the default) sends none.
+func WithCacheControl(value string) Option {
+	return optionFunc(func(c *config) { c.cacheControl = value })
+}
+
+// WithMaxRanges bounds the number of ranges in a multi-range request: a
+// request for more than n satisfiable ranges gets the whole file with
+// 200 OK, as RFC 9110 allows. The default is DefaultMaxRanges; n < 1
+// removes the bound (net/http's behaviour).
+func WithMaxRanges(n int) Option {
+	return optionFunc(func(c *config) { c.maxRanges = n })
+}
+
+// WithAttachments makes every file response carry a Content-Disposition:
+// attachment header naming the file (see Attachment), so browsers download
+// files instead of rendering them. Use it when serving files users uploaded:
+// an uploaded HTML or SVG file rendered inline runs in your origin.
+func WithAttachments() Option {
+	return optionFunc(func(c *config) { c.attachments = true })
+}
+
+// WithEncodings sets which precompressed sidecar files FileServer looks for,
+// in server preference order, among "br" (name.br), "zstd" (name.zst) and
+// "gzip" (name.gz). The default is WithEncodings("br", "zstd", "gzip").
+// WithEncodings() with no arguments turns precompressed serving off (and
+// with it the Vary: Accept-Encoding header). It panics on an unknown or
+// repeated coding name: that is a programming error.
+func WithEncodings(encodings ...string) Option {
+	codings := make([]coding, 0, len(encodings))
+	for _, name := range encodings {
+		i := -1
+		for j, k := range knownCodings {
+			if strings.EqualFold(name, k.name) {
+				i = j
+			}
+		}
+		if i < 0 {
+			panic(fmt.Sprintf("handlers: WithEncodings: unknown content coding %q (want br, zstd or gzip)", name))
+		}
+		for _, c := range codings {
+			if c == knownCodings[i] {
+				panic(fmt.Sprintf("handlers: WithEncodings: content coding %q given twice", name))
+			}
+		}
+		codings = append(codings, knownCodings[i])
+	}
+	return optionFunc(func(c *config) { c.codings = codings })
+}
