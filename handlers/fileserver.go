@@ -195,12 +195,21 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 				h.Set("Content-Type", originalType(name, f))
 			}
 			h.Set("Etag", makeETag(sfi, c.name))
-			serveFile(w, r, name, sfi.ModTime(), sf, sfi.Size(), c.name, s.cfg.maxRanges)
+			s.send(w, r, name, sf, sfi, c.name)
 			return
 		}
 	}
 	h.Set("Etag", makeETag(fi, ""))
-	serveFile(w, r, name, fi.ModTime(), f, fi.Size(), "", s.cfg.maxRanges)
+	s.send(w, r, name, f, fi, "")
+}
+
+// send serves f (whose content coding is encoding), cutting the client off
+// when WithSendTimeout asks for it and the transfer stalls.
+func (s *fileServer) send(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo, encoding string) {
+	if s.cfg.sendTimeout > 0 {
+		defer watchSend(w, f, s.cfg.sendTimeout)()
+	}
+	serveFile(w, r, name, fi.ModTime(), f, fi.Size(), encoding, s.cfg.maxRanges)
 }
 
 // originalType returns the Content-Type of the original file f: by name's

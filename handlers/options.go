@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Option configures a FileServer. The zero configuration works: files only
@@ -25,6 +26,7 @@ type config struct {
 	cacheControl string
 	maxRanges    int
 	codings      []coding
+	sendTimeout  time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -114,4 +116,18 @@ func WithEncodings(encodings ...string) Option {
 		codings = append(codings, knownCodings[i])
 	}
 	return optionFunc(func(c *config) { c.codings = codings })
+}
+
+// WithSendTimeout cuts off a client that stops reading a file: the
+// response's write deadline is kept d ahead for as long as the transfer makes
+// progress, so a download of any size at any rate goes on, but one that moves
+// no bytes for d fails (the connection is closed and a fastpath Logger
+// records the response as aborted). This is nginx's send_timeout; it is what
+// http.Server.WriteTimeout cannot be for downloads, since that caps a
+// response's total time. The write deadline is cleared when the file has
+// been sent, so it does not outlive the request on a kept-alive connection.
+// Off by default; d <= 0 turns it off. A ResponseWriter that cannot take
+// deadlines (such as httptest.ResponseRecorder) is served without one.
+func WithSendTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.sendTimeout = d })
 }

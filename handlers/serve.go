@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/felixge/httpsnoop"
 )
 
 // DefaultMaxRanges is the largest number of ranges a multi-range request may
@@ -102,7 +104,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, name string, modtime time
 		}
 	}
 	if encoding != "" {
-		w = &encodingWriter{ResponseWriter: w, encoding: encoding}
+		w = withEncoding(w, encoding)
 	}
 	http.ServeContent(w, r, name, modtime, f)
 }
@@ -195,48 +197,35 @@ func serveError(w http.ResponseWriter, text string, code int) {
 	http.Error(w, text, code)
 }
 
-// encodingWriter adds Content-Encoding to the 200 and 206 responses that
-// http.ServeContent sends for a precompressed file. Setting Content-Encoding
-// before the call would make http.ServeContent omit Content-Length from a
-// 200 (it allows for writers that compress on the fly), so the body would
-// be chunked and never reach sendfile. ReadFrom passes the source through
-// unchanged, so the *io.LimitedReader around the *os.File still reaches the
-// connection.
-type encodingWriter struct {
-	http.ResponseWriter
-	encoding    string
-	wroteHeader bool
-}
-
-func (e *encodingWriter) WriteHeader(code int) {
-	if !e.wroteHeader && code >= 200 {
-		e.wroteHeader = true
-		if code == http.StatusOK || code == http.StatusPartialContent {
-			e.ResponseWriter.Header().Set("Content-Encoding", e.encoding)
+// withEncoding returns w, wrapped with httpsnoop so it keeps every optional
+// interface of w (io.ReaderFrom above all, so the *io.LimitedReader around
+// the *os.File still reaches the connection), adding Content-Encoding to
+// the header of a 200 or 206 as it is written. Setting Content-Encoding
+// before calling http.ServeContent would make it omit Content-Length from a
+// 200 (it allows for writers that compress on the fly), so the body would be
+// chunked and never reach sendfile.
+func withEncoding(w http.ResponseWriter, encoding string) http.ResponseWriter {
+	wrote := false
+	commit := func(code int) {
+		if !wrote && code >= 200 {
+			wrote = true
+			if code == http.StatusOK || code == http.StatusPartialContent {
+				w.Header().Set("Content-Encoding", encoding)
+			}
 		}
 	}
-	e.ResponseWriter.WriteHeader(code)
+	return httpsnoop.Wrap(w, httpsnoop.Hooks{
+		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+			return func(code int) { commit(code); next(code) }
+		},
+		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
+			return func(p []byte) (int, error) { commit(http.StatusOK); return next(p) }
+		},
+		WriteString: func(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
+			return func(s string) (int, error) { commit(http.StatusOK); return next(s) }
+		},
+		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
+			return func(src io.Reader) (int64, error) { commit(http.StatusOK); return next(src) }
+		},
+	})
 }
-
-func (e *encodingWriter) Write(p []byte) (int, error) {
-	if !e.wroteHeader {
-		e.WriteHeader(http.StatusOK)
-	}
-	return e.ResponseWriter.Write(p)
-}
-
-func (e *encodingWriter) ReadFrom(src io.Reader) (int64, error) {
-	if !e.wroteHeader {
-		e.WriteHeader(http.StatusOK)
-	}
-	if rf, ok := e.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(writerOnly{e.ResponseWriter}, src)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (e *encodingWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
-
-// writerOnly hides a writer's other methods (ReadFrom) from io.Copy.
-type writerOnly struct{ io.Writer }
