@@ -1,0 +1,15 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/fastpath-go/fastpath/examples/internal/exampletest"
+)
+
+func TestFileServer(t *testing.T) {
+	exampletest.Check(t, run, "/files/*", true)
+}
+
+func TestFileServerOTLP(t *testing.T) {
+	exampletest.CheckOTLP(t, run)
+}

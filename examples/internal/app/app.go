@@ -1,0 +1,239 @@
+// Package app is what the example servers share: flags, OpenTelemetry
+// providers (Prometheus on /metrics, OTLP when the standard environment asks
+// for it), the fastpath middleware, and a server with timeouts and graceful
+// shutdown, served through middleware.Listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fastpath-go/fastpath/handlers"
+	"github.com/fastpath-go/fastpath/middleware"
+)
+
+// Config is what the flags set.
+type Config struct {
+	Addr        string        // listen address
+	Root        string        // directory served
+	Listing     bool          // directory listings
+	SendTimeout time.Duration // cut off a download that moves nothing for this long
+}
+
+// FileOptions returns the handlers.FileServer options the flags ask for.
+func (c Config) FileOptions() []handlers.Option {
+	opts := []handlers.Option{handlers.WithSendTimeout(c.SendTimeout)}
+	if c.Listing {
+		opts = append(opts, handlers.WithDirectoryListing())
+	}
+	return opts
+}
+
+// ParseFlags parses the examples' flags.
+func ParseFlags(name string, args []string, stderr io.Writer) (Config, error) {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	var c Config
+	fset.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fset.StringVar(&c.Root, "root", ".", "directory to serve under /files/")
+	fset.BoolVar(&c.Listing, "list", false, "serve directory listings")
+	fset.DurationVar(&c.SendTimeout, "send-timeout", time.Minute, "cut off a download that makes no progress for this long (0: never)")
+	if err := fset.Parse(args); err != nil {
+		return c, err
+	}
+	if fset.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fset.Args())
+	}
+	return c, nil
+}
+
+// Telemetry is the OpenTelemetry SDK setup of an example server.
+type Telemetry struct {
+	MeterProvider  *sdkmetric.MeterProvider
+	TracerProvider *sdktrace.TracerProvider
+	// Prometheus serves the metrics in the Prometheus text format.
+	Prometheus http.Handler
+}
+
+// NewTelemetry sets up metrics, always readable on the Prometheus handler,
+// and traces. Both also go over OTLP when the OTEL_* environment variables
+// ask for it: OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER (otlp, console,
+// none), or an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT and the per-signal
+// variants). With none of them set, nothing leaves the process.
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the service.
+func NewTelemetry(ctx context.Context, service string) (*Telemetry, error) {
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName(service)),
+		resource.WithFromEnv(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
+		resource.WithTelemetrySDK())
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(prom)}
+	if otlpWanted("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+		reader, err := autoexport.NewMetricReader(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("metric exporter: %w", err)
+		}
+		mopts = append(mopts, sdkmetric.WithReader(reader))
+	}
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if otlpWanted("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+		exp, err := autoexport.NewSpanExporter(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("span exporter: %w", err)
+		}
+		topts = append(topts, sdktrace.WithBatcher(exp))
+	}
+	return &Telemetry{
+		MeterProvider:  sdkmetric.NewMeterProvider(mopts...),
+		TracerProvider: sdktrace.NewTracerProvider(topts...),
+		Prometheus:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	}, nil
+}
+
+// otlpWanted reports whether the environment asks for an exporter: the
+// signal's exporter variable is set (autoexport then reads it), or an OTLP
+// endpoint is. autoexport alone would default to OTLP and try localhost when
+// nothing is set.
+func otlpWanted(exporterVar, endpointVar string) bool {
+	return os.Getenv(exporterVar) != "" || os.Getenv(endpointVar) != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
+}
+
+// Shutdown flushes and stops the providers.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	return errors.Join(t.TracerProvider.Shutdown(ctx), t.MeterProvider.Shutdown(ctx))
+}
+
+// Middleware returns the fastpath stack an example mounts: Tracing, Metrics
+// and Logger (JSON to logs), skipping the health check and metrics scrapes.
+func (t *Telemetry) Middleware(logger *slog.Logger) []func(http.Handler) http.Handler {
+	skip := middleware.WithSkip(func(r *http.Request) bool {
+		return r.URL.Path == "/healthz" || r.URL.Path == "/metrics"
+	})
+	return []func(http.Handler) http.Handler{
+		middleware.Tracing(skip, middleware.WithTracerProvider(t.TracerProvider),
+			middleware.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))),
+		middleware.Metrics(skip, middleware.WithMeterProvider(t.MeterProvider)),
+		middleware.Logger(logger, skip),
+	}
+}
+
+// Healthz answers health checks.
+func Healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// Timeouts of the example servers. There is no WriteTimeout: it would cap
+// every download's total time; handlers.WithSendTimeout cuts off stalled
+// readers instead.
+const (
+	ReadHeaderTimeout = 10 * time.Second // slowloris: headers must arrive
+	ReadTimeout       = 30 * time.Second
+	IdleTimeout       = 2 * time.Minute
+	ShutdownTimeout   = 30 * time.Second
+)
+
+// Serve listens on cfg.Addr and serves h through middleware.Listener until
+// ctx is done, then shuts down gracefully: in-flight requests get
+// ShutdownTimeout to finish. It prints where it listens, and a curl command
+// to try, to stderr; ready, when not nil, is called with the address once the
+// server accepts connections.
+func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger, stderr io.Writer, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	banner(stderr, ln.Addr(), cfg.Root)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(middleware.Listener(ln)) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		srv.Close() // in-flight downloads did not finish in time
+	}
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+func banner(w io.Writer, addr net.Addr, root string) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		abs = root
+	}
+	base := "http://" + addr.String()
+	fmt.Fprintf(w, "fastpath: serving %s\n", abs)
+	fmt.Fprintf(w, "  files:   %s/files/\n", base)
+	fmt.Fprintf(w, "  metrics: %s/metrics\n", base)
+	fmt.Fprintf(w, "  health:  %s/healthz\n", base)
+	name := sampleFile(root)
+	if name == "" {
+		name = "FILE"
+	}
+	fmt.Fprintf(w, "try a range request:\n  curl -r 0-99 -o /dev/null -w '%%{http_code} %%{size_download}\\n' %s/files/%s\n", base, name)
+}
+
+// sampleFile returns the name of a regular file in dir, for the banner.
+func sampleFile(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && !strings.ContainsAny(e.Name(), " '\"\\%?#") {
+			if fi, err := e.Info(); err == nil && fi.Mode()&fs.ModeType == 0 {
+				return e.Name()
+			}
+		}
+	}
+	return ""
+}

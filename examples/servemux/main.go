@@ -1,0 +1,62 @@
+// Command servemux is examples/fileserver on net/http's ServeMux with Go
+// 1.22 patterns instead of chi, with the same flags and routes:
+//
+//	go run ./examples/servemux [-addr 127.0.0.1:8080] [-root .] [-list] [-send-timeout 1m]
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fastpath-go/fastpath/examples/internal/app"
+	"github.com/fastpath-go/fastpath/handlers"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "servemux:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done; ready, when not nil, learns the address.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(net.Addr)) error {
+	cfg, err := app.ParseFlags("servemux", args, stderr)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	tel, err := app.NewTelemetry(ctx, "fastpath-servemux")
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.Background())
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", app.Healthz)
+	mux.Handle("GET /metrics", tel.Prometheus)
+	mux.Handle("/files/", http.StripPrefix("/files", handlers.FileServer(root, cfg.FileOptions()...)))
+
+	// The middleware wraps the mux from outside; the route is read from the
+	// pattern the mux matched.
+	var h http.Handler = mux
+	mws := tel.Middleware(logger)
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return app.Serve(ctx, cfg, h, logger, stderr, ready)
+}
