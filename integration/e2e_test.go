@@ -10,11 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +28,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -94,11 +98,13 @@ func childHandler(cfg childConfig) http.Handler {
 		r.Use(loggerFor(cfg), chimw.GetHead, inner)
 		r.Get("/files/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), false) })
 		r.Get("/chunked/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), true) })
+		r.Handle("/fs/*", http.StripPrefix("/fs", fileServer(cfg)))
 		h = r
 	default:
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), false) })
 		mux.HandleFunc("GET /chunked/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), true) })
+		mux.Handle("/fs/", http.StripPrefix("/fs", fileServer(cfg)))
 		h = stack[0](stack[1](loggerFor(cfg)(inner(mux))))
 	}
 	switch cfg.Wrap {
@@ -115,6 +121,15 @@ func childHandler(cfg childConfig) http.Handler {
 }
 
 var childLog *os.File
+
+// fileServer is the handlers package's file server over cfg.Dir.
+func fileServer(cfg childConfig) http.Handler {
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		panic(err)
+	}
+	return handlers.FileServer(root)
+}
 
 func loggerFor(cfg childConfig) func(http.Handler) http.Handler {
 	return middleware.Logger(slog.New(slog.NewJSONHandler(childLog, nil)))
@@ -264,6 +279,12 @@ func TestEndToEndStrace(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
 	data := writeFile(t, dir, "blob.bin", size)
+	gz := writeFile(t, dir, "blob.bin.gz", 3<<20) // a stand-in sidecar: served, never decoded
+	multipart := func(parts ...[2]int) func(t *testing.T, resp *http.Response, body []byte) {
+		return func(t *testing.T, resp *http.Response, body []byte) {
+			checkMultipart(t, resp, body, data, parts)
+		}
+	}
 
 	tests := []struct {
 		name         string
@@ -276,6 +297,7 @@ func TestEndToEndStrace(t *testing.T) {
 		wantBody     []byte // nil: check the length only
 		wantLen      int64
 		wantSendfile int64
+		check        func(t *testing.T, resp *http.Response, body []byte)
 	}{
 		{name: "full download", path: "/files/blob.bin",
 			wantStatus: 200, wantBody: data, wantSendfile: size - sniffLen},
@@ -301,6 +323,22 @@ func TestEndToEndStrace(t *testing.T) {
 			wantStatus: 200, wantBody: data, wantSendfile: 0},
 		{name: "HTTP/2", path: "/files/blob.bin", tls: true, http2: true,
 			wantStatus: 200, wantBody: data, wantSendfile: 0},
+		{name: "handlers: full download", path: "/fs/blob.bin",
+			wantStatus: 200, wantBody: data, wantSendfile: size - sniffLen},
+		{name: "handlers: single range", path: "/fs/blob.bin", header: http.Header{"Range": {"bytes=4096-1052671"}},
+			wantStatus: 206, wantBody: data[4096:1052672], wantSendfile: 1<<20 - sniffLen},
+		// Each part goes through ReadFrom; net/http writes the first 512
+		// bytes of the first part itself, as for any body.
+		{name: "handlers: multi-range", path: "/fs/blob.bin", header: http.Header{"Range": {"bytes=0-999,2000000-2999999,4000000-4100000"}},
+			wantStatus: 206, wantLen: -1, wantSendfile: 1000 + 1000000 + 100001 - sniffLen,
+			check: multipart([2]int{0, 1000}, [2]int{2000000, 3000000}, [2]int{4000000, 4100001})},
+		{name: "handlers: precompressed", path: "/fs/blob.bin", header: http.Header{"Accept-Encoding": {"gzip"}},
+			wantStatus: 200, wantBody: gz, wantSendfile: 3<<20 - sniffLen,
+			check: func(t *testing.T, resp *http.Response, body []byte) {
+				if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
+					t.Errorf("Content-Encoding %q, want gzip", got)
+				}
+			}},
 	}
 	for _, router := range []string{"chi", "mux"} {
 		for _, tt := range tests {
@@ -311,7 +349,7 @@ func TestEndToEndStrace(t *testing.T) {
 					method = "GET"
 				}
 				scheme := "http"
-				tr := &http.Transport{DisableKeepAlives: true}
+				tr := &http.Transport{DisableKeepAlives: true, DisableCompression: true}
 				if tt.tls {
 					scheme = "https"
 					tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
@@ -348,6 +386,9 @@ func TestEndToEndStrace(t *testing.T) {
 				case tt.wantBody == nil && tt.wantLen >= 0 && int64(len(body)) != tt.wantLen:
 					t.Fatalf("client got %d bytes, want %d", len(body), tt.wantLen)
 				}
+				if tt.check != nil {
+					tt.check(t, resp, body)
+				}
 				if len(recs) != 1 {
 					t.Fatalf("got %d log records, want 1", len(recs))
 				}
@@ -368,5 +409,32 @@ func TestEndToEndStrace(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// checkMultipart checks a multipart/byteranges body part by part against
+// data.
+func checkMultipart(t *testing.T, resp *http.Response, body, data []byte, parts [][2]int) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/byteranges" {
+		t.Fatalf("Content-Type %q: %v", resp.Header.Get("Content-Type"), err)
+	}
+	if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+		t.Errorf("Content-Length %q, body %d bytes", cl, len(body))
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for i, want := range parts {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		got, err := io.ReadAll(p)
+		if err != nil || !bytes.Equal(got, data[want[0]:want[1]]) {
+			t.Errorf("part %d: %d bytes (%v), want bytes %d-%d of the file", i, len(got), err, want[0], want[1]-1)
+		}
+	}
+	if _, err := mr.NextPart(); err != io.EOF {
+		t.Errorf("after %d parts: %v, want EOF", len(parts), err)
 	}
 }
