@@ -57,7 +57,8 @@ type record struct {
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started
 
-	rw http.ResponseWriter // the writer wrapped, for its final header
+	rw       http.ResponseWriter // the writer wrapped, for its final header
+	declared int64               // the Content-Length the handler declared, or -1
 }
 
 // begin returns the request's record, making it and wrapping w when no
@@ -175,6 +176,10 @@ func (rec *record) wrote(n int64, err error) {
 func (rec *record) finish(passed *http.Request, ctx context.Context) {
 	if rec.end.IsZero() {
 		rec.end = now()
+		rec.declared = -1
+		if cl, err := strconv.ParseInt(rec.rw.Header().Get("Content-Length"), 10, 64); err == nil && cl >= 0 {
+			rec.declared = cl
+		}
 	}
 	if rec.route == "" {
 		rec.route = routeOf(passed)
@@ -189,8 +194,18 @@ func (rec *record) finish(passed *http.Request, ctx context.Context) {
 // returns (sendfile flushes it), and clients such as curl close the
 // connection at once, canceling the request context: that is not an abort.
 func (rec *record) complete() bool {
-	cl, err := strconv.ParseInt(rec.rw.Header().Get("Content-Length"), 10, 64)
-	return err == nil && cl >= 0 && rec.body >= cl && !rec.head
+	return rec.declared >= 0 && rec.body >= rec.declared && !rec.head
+}
+
+// short reports a body that ended before the Content-Length it declared: a
+// file truncated while it was sent, say. net/http then closes the
+// connection, and the client sees the response cut off.
+func (rec *record) short() bool {
+	if rec.declared < 0 || rec.head || rec.hijacked || rec.body >= rec.declared {
+		return false
+	}
+	s := rec.status()
+	return s >= 200 && s != http.StatusNoContent && s != http.StatusNotModified
 }
 
 // recovered records a panic value from recover(); nil means runtime.Goexit.
@@ -244,10 +259,11 @@ func (rec *record) status() int {
 }
 
 // aborted reports whether the response did not complete: the client went
-// away, a write failed, or the handler panicked after sending the headers or
-// aborted deliberately (http.ErrAbortHandler, runtime.Goexit).
+// away, a write failed, the body fell short of its Content-Length, or the
+// handler panicked after sending the headers or aborted deliberately
+// (http.ErrAbortHandler, runtime.Goexit).
 func (rec *record) aborted() bool {
-	return rec.clientGone || rec.writeErr != nil ||
+	return rec.clientGone || rec.writeErr != nil || rec.short() ||
 		(rec.panicked && (rec.headerSent || rec.abortPanic()))
 }
 

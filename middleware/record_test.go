@@ -473,6 +473,14 @@ func TestClientAbort(t *testing.T) {
 			read: 5, wantAborted: true, wantBody: 5,
 		},
 		{name: "after the whole body", handler: complete, read: 5, wantAborted: false, wantBody: 5},
+		{
+			name: "body shorter than Content-Length",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "10")
+				w.Write([]byte("hello")) // and return: net/http closes the connection
+			},
+			read: 5, wantAborted: true, wantBody: 5,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
