@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
@@ -37,10 +39,13 @@ import (
 
 // Config is what the flags set.
 type Config struct {
-	Addr        string        // listen address
-	Root        string        // directory served
-	Listing     bool          // directory listings
-	SendTimeout time.Duration // cut off a download that moves nothing for this long
+	Addr              string        // listen address
+	Root              string        // directory served
+	Listing           bool          // directory listings
+	SendTimeout       time.Duration // cut off a download that moves nothing for this long
+	ReadHeaderTimeout time.Duration // cut off a client that does not finish its request headers
+	ShutdownTimeout   time.Duration // how long in-flight requests get on SIGINT or SIGTERM
+	DebugAddr         string        // where to serve net/http/pprof; "" for nowhere
 }
 
 // FileOptions returns the handlers.FileServer options the flags ask for.
@@ -61,6 +66,9 @@ func ParseFlags(name string, args []string, stderr io.Writer) (Config, error) {
 	fset.StringVar(&c.Root, "root", ".", "directory to serve under /files/")
 	fset.BoolVar(&c.Listing, "list", false, "serve directory listings")
 	fset.DurationVar(&c.SendTimeout, "send-timeout", time.Minute, "cut off a download that makes no progress for this long (0: never)")
+	fset.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "cut off a client that has not sent its request headers after this long")
+	fset.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long in-flight requests get to finish")
+	fset.StringVar(&c.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address (keep it private), e.g. 127.0.0.1:6060")
 	if err := fset.Parse(args); err != nil {
 		return c, err
 	}
@@ -153,35 +161,60 @@ func Healthz(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-// Timeouts of the example servers. There is no WriteTimeout: it would cap
-// every download's total time; handlers.WithSendTimeout cuts off stalled
-// readers instead.
+// Timeouts of the example servers besides those the flags set. There is no
+// WriteTimeout: it would cap every download's total time;
+// handlers.WithSendTimeout cuts off stalled readers instead.
 const (
-	ReadHeaderTimeout = 10 * time.Second // slowloris: headers must arrive
-	ReadTimeout       = 30 * time.Second
-	IdleTimeout       = 2 * time.Minute
-	ShutdownTimeout   = 30 * time.Second
+	ReadTimeout = 30 * time.Second // the whole request, body included
+	IdleTimeout = 2 * time.Minute  // between requests on a kept-alive connection
 )
 
 // Serve listens on cfg.Addr and serves h through middleware.Listener until
 // ctx is done, then shuts down gracefully: in-flight requests get
-// ShutdownTimeout to finish. It prints where it listens, and a curl command
-// to try, to stderr; ready, when not nil, is called with the address once the
-// server accepts connections.
+// cfg.ShutdownTimeout to finish, after which the remaining connections are
+// closed. It prints where it listens, and a curl command to try, to stderr;
+// ready, when not nil, is called with the address once the server accepts
+// connections.
+//
+// A connection closed before it delivered a complete request (a client that
+// never finished its headers and was cut off by cfg.ReadHeaderTimeout, say)
+// never reaches the middleware, so Serve logs it itself.
 func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger, stderr io.Writer, ready func(net.Addr)) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	var served sync.Map // connections that delivered a request
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateActive:
+				served.Store(c, true)
+			case http.StateHijacked:
+				served.Delete(c)
+			case http.StateClosed:
+				if _, ok := served.LoadAndDelete(c); !ok {
+					host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+					logger.Info("connection closed before a complete request", "client.address", host)
+				}
+			}
+		},
 	}
 	banner(stderr, ln.Addr(), cfg.Root)
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, stderr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(middleware.Listener(ln)) }()
 	if ready != nil {
@@ -192,7 +225,7 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -202,6 +235,25 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// serveDebug serves net/http/pprof on its own listener, away from the
+// public one.
+func serveDebug(addr string, stderr io.Writer) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Fprintf(stderr, "  debug:   http://%s/debug/pprof/\n", ln.Addr())
+	return func() { srv.Close() }, nil
 }
 
 func banner(w io.Writer, addr net.Addr, root string) {
