@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
@@ -184,25 +185,32 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 	if err != nil {
 		return err
 	}
-	var served sync.Map // connections that delivered a request
+	// served marks, per connection, whether a request reached the handler.
+	var conns sync.Map // net.Conn -> *atomic.Bool
 	srv := &http.Server{
-		Handler:           h,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if served, ok := r.Context().Value(servedKey{}).(*atomic.Bool); ok {
+				served.Store(true)
+			}
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			served := new(atomic.Bool)
+			conns.Store(c, served)
+			return context.WithValue(ctx, servedKey{}, served)
+		},
 		ConnState: func(c net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateActive:
-				served.Store(c, true)
-			case http.StateHijacked:
-				served.Delete(c)
-			case http.StateClosed:
-				if _, ok := served.LoadAndDelete(c); !ok {
-					host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-					logger.Info("connection closed before a complete request", "client.address", host)
-				}
+			if st != http.StateClosed && st != http.StateHijacked {
+				return
+			}
+			if v, ok := conns.LoadAndDelete(c); ok && st == http.StateClosed && !v.(*atomic.Bool).Load() {
+				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+				logger.Info("connection closed before a complete request", "client.address", host)
 			}
 		},
 	}
@@ -229,13 +237,19 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		srv.Close() // in-flight downloads did not finish in time
+		// Downloads that did not finish in time are cut off; the
+		// middleware records them as aborted as their handlers return.
+		logger.Warn("shutdown timeout: closing the connections still open", "timeout", cfg.ShutdownTimeout)
+		err = srv.Close()
 	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	return err
 }
+
+// servedKey is the context key of a connection's served flag.
+type servedKey struct{}
 
 // serveDebug serves net/http/pprof on its own listener, away from the
 // public one.

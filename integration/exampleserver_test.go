@@ -1,0 +1,218 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// exampleBinary builds examples/fileserver once per test run: the load and
+// fault tests run the project's main job as a user would.
+var exampleBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "fastpath-example")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "fileserver")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/fastpath-go/fastpath/examples/fileserver").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// example is a running examples/fileserver process.
+type example struct {
+	cmd    *exec.Cmd
+	base   string // http://addr
+	debug  string // http://debug-addr
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	done   chan error
+}
+
+// startExample runs the example binary serving root with extra flags.
+func startExample(t *testing.T, root string, flags ...string) *example {
+	t.Helper()
+	bin, err := exampleBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-root", root}, flags...)
+	e := &example{cmd: exec.Command(bin, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	e.cmd.Stdout = e.stdout
+	stderr, err := e.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cmd.Process.Kill(); <-e.done })
+	files := regexp.MustCompile(`files:\s+(http://\S+)/files/`)
+	debug := regexp.MustCompile(`debug:\s+(http://\S+)/debug/pprof/`)
+	sc := bufio.NewScanner(stderr)
+	for (e.base == "" || e.debug == "") && sc.Scan() {
+		e.stderr.Write(append(sc.Bytes(), '\n'))
+		if m := files.FindStringSubmatch(sc.Text()); m != nil {
+			e.base = m[1]
+		}
+		if m := debug.FindStringSubmatch(sc.Text()); m != nil {
+			e.debug = m[1]
+		}
+	}
+	go func() {
+		io.Copy(e.stderr, stderr)
+		e.done <- e.cmd.Wait()
+	}()
+	if e.base == "" || e.debug == "" {
+		t.Fatalf("example did not start:\n%s", e.stderr.String())
+	}
+	return e
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (e *example) stop(t *testing.T) {
+	t.Helper()
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-e.done:
+		e.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("example exited with %v:\n%s", err, e.stderr.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("example did not exit after SIGTERM")
+	}
+}
+
+// logs returns the example's JSON log records so far.
+func (e *example) logs(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(e.stdout.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %v: %q", err, sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// requestLogs returns the request records by request id.
+func (e *example) requestLogs(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, m := range e.logs(t) {
+		if id, ok := m["request_id"].(string); ok && m["msg"] == "http request" {
+			out[id] = m
+		}
+	}
+	return out
+}
+
+// goroutines returns the example's goroutine count.
+func (e *example) goroutines(t *testing.T) int {
+	t.Helper()
+	body := e.get(t, "/debug/pprof/goroutine?debug=1")
+	first, _, _ := strings.Cut(body, "\n")
+	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
+	if err != nil {
+		t.Fatalf("goroutine profile: %q", first)
+	}
+	return n
+}
+
+// settle waits until the example's goroutines are back to at most want,
+// and returns the count.
+func (e *example) settle(t *testing.T, want int) int {
+	t.Helper()
+	var n int
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if n = e.goroutines(t); n <= want {
+			break
+		}
+	}
+	return n
+}
+
+// memStat returns a runtime.MemStats figure from the heap profile, such as
+// "HeapInuse".
+func (e *example) memStat(t *testing.T, name string) int64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^# ` + name + ` = (\d+)`).FindStringSubmatch(e.get(t, "/debug/pprof/heap?debug=1"))
+	if m == nil {
+		t.Fatalf("no %s in the heap profile", name)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
+}
+
+// procStatus returns a figure from /proc/<pid>/status, in bytes, such as
+// "VmHWM" (peak resident set size).
+func (e *example) procStatus(t *testing.T, name string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + name + `:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no %s in /proc status", name)
+	}
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n << 10
+}
+
+// debugClient opens a connection per request, so no idle connection of its
+// own holds a goroutine in the server it counts.
+var debugClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+
+func (e *example) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := debugClient.Get(e.debug + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// lockedBuffer is a bytes.Buffer written by a process pipe and read by
+// the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

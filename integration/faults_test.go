@@ -1,0 +1,232 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rawGet sends a GET for path with a request id on a fresh connection and
+// returns the connection and the response (its body not yet read).
+func rawGet(t *testing.T, base, path, id string) (net.Conn, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: %s\r\n\r\n", path, id)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, resp
+}
+
+// waitLog waits for the request record with the given id.
+func waitLog(t *testing.T, e *example, id string) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m, ok := e.requestLogs(t)[id]; ok {
+			return m
+		}
+	}
+	t.Fatalf("no log record for request %s:\n%s", id, e.stdout.String())
+	return nil
+}
+
+func num(m map[string]any, k string) int64 {
+	f, _ := m[k].(float64)
+	return int64(f)
+}
+
+// TestFaults runs the example server and injects faults one at a time,
+// checking what is recorded and that no goroutine is left behind.
+func TestFaults(t *testing.T) {
+	const size = 64 << 20
+	root := t.TempDir()
+	data := writeFile(t, root, "big.bin", size)
+	e := startExample(t, root, "-send-timeout", "500ms", "-read-header-timeout", "500ms")
+	baseline := e.goroutines(t)
+
+	t.Run("client disconnects mid-sendfile", func(t *testing.T) {
+		c, resp := rawGet(t, e.base, "/files/big.bin", "disconnect")
+		if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		m := waitLog(t, e, "disconnect")
+		if m["error.type"] != "aborted" || m["level"] != "ERROR" {
+			t.Errorf("record %v, want aborted at ERROR", m)
+		}
+		if b, sf := num(m, "http.response.body.size"), num(m, "fastpath.response.sendfile.size"); b < 1<<20 || b >= size || sf != b-512 {
+			t.Errorf("body %d, sendfile %d: want the bytes that got out, all but 512 by sendfile", b, sf)
+		}
+	})
+
+	t.Run("reader stalls mid-download", func(t *testing.T) {
+		c, resp := rawGet(t, e.base, "/files/big.bin", "stall")
+		defer c.Close()
+		if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		m := waitLog(t, e, "stall") // the send timeout ends it while we do not read
+		if m["error.type"] != "aborted" || num(m, "http.response.body.size") >= size {
+			t.Errorf("record %v, want an aborted, short body", m)
+		}
+		if n, err := io.Copy(io.Discard, resp.Body); err == nil {
+			t.Errorf("client read %d more bytes and a clean end after being cut off", n)
+		}
+	})
+
+	t.Run("client never finishes its headers", func(t *testing.T) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /files/big.bin HTTP/1.1\r\nHost: x\r\n") // and never the blank line
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b, _ := io.ReadAll(c) // the server closes the connection
+		if !strings.HasPrefix(string(b), "") || c.SetReadDeadline(time.Time{}) != nil {
+			t.Fatal("unreachable")
+		}
+		var found bool
+		for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			found = strings.Contains(e.stdout.String(), `"msg":"connection closed before a complete request"`)
+		}
+		if !found {
+			t.Errorf("no record of the connection cut off before its request:\n%s", e.stdout.String())
+		}
+	})
+
+	t.Run("file truncated while served", func(t *testing.T) {
+		p := filepath.Join(root, "trunc.bin")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, resp := rawGet(t, e.base, "/files/trunc.bin", "truncated")
+		defer c.Close()
+		got, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 8<<20); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := io.ReadAll(resp.Body)
+		got = append(got, rest...)
+		if err == nil || int64(len(got)) >= size {
+			t.Fatalf("client read %d bytes and err %v: a truncated file must not look complete", len(got), err)
+		}
+		if !bytes.Equal(got, data[:len(got)]) {
+			t.Error("the bytes that were sent are not the file's")
+		}
+		m := waitLog(t, e, "truncated")
+		if m["error.type"] != "aborted" || num(m, "http.response.body.size") != int64(len(got)) {
+			t.Errorf("record %v, want aborted with the %d bytes sent", m, len(got))
+		}
+	})
+
+	t.Run("file replaced while served", func(t *testing.T) {
+		p := filepath.Join(root, "replaced.bin")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, resp := rawGet(t, e.base, "/files/replaced.bin", "replaced")
+		defer c.Close()
+		got, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := p + ".new"
+		if err := os.WriteFile(tmp, []byte("new content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(append(got, rest...), data) {
+			t.Fatalf("client got %d bytes (%v): want the whole old file, consistent", len(got)+len(rest), err)
+		}
+		if m := waitLog(t, e, "replaced"); m["error.type"] != nil || num(m, "http.response.body.size") != size {
+			t.Errorf("record %v, want a complete response", m)
+		}
+	})
+
+	if n := e.settle(t, baseline); n > baseline {
+		t.Errorf("%d goroutines after the faults, %d before", n, baseline)
+	}
+	e.stop(t)
+}
+
+// TestShutdownDuringDownloads sends SIGTERM while downloads are in flight:
+// the ones that progress finish, a stalled one is cut off when the shutdown
+// timeout runs out and recorded as aborted, and the process exits cleanly.
+func TestShutdownDuringDownloads(t *testing.T) {
+	const size = 32 << 20
+	root := t.TempDir()
+	data := writeFile(t, root, "big.bin", size)
+	e := startExample(t, root, "-shutdown-timeout", "3s")
+
+	var wg sync.WaitGroup
+	results := make([]error, 4)
+	started := make(chan struct{}, len(results))
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, resp := rawGet(t, e.base, "/files/big.bin", fmt.Sprintf("inflight-%d", i))
+			defer c.Close()
+			started <- struct{}{}
+			// A slow but steady reader: about a second for the file.
+			var got []byte
+			buf := make([]byte, 1<<20)
+			for {
+				n, err := io.ReadFull(resp.Body, buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					if err != io.EOF && err != io.ErrUnexpectedEOF {
+						results[i] = err
+					} else if !bytes.Equal(got, data) {
+						results[i] = fmt.Errorf("got %d bytes, not the file", len(got))
+					}
+					return
+				}
+				time.Sleep(25 * time.Millisecond)
+			}
+		}()
+	}
+	stalled, stalledResp := rawGet(t, e.base, "/files/big.bin", "stalled")
+	defer stalled.Close()
+	io.CopyN(io.Discard, stalledResp.Body, 1<<20)
+	for range results {
+		<-started
+	}
+	e.stop(t) // returns once the process has exited
+	wg.Wait()
+	for i, err := range results {
+		if err != nil {
+			t.Errorf("in-flight download %d: %v", i, err)
+		}
+	}
+	recs := e.requestLogs(t)
+	for i := range results {
+		if m := recs[fmt.Sprintf("inflight-%d", i)]; m == nil || m["error.type"] != nil || num(m, "http.response.body.size") != size {
+			t.Errorf("in-flight download %d recorded as %v, want complete", i, m)
+		}
+	}
+	if m := recs["stalled"]; m == nil || m["error.type"] != "aborted" {
+		t.Errorf("stalled download recorded as %v, want aborted", m)
+	}
+}
