@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/compat.md with the table this code generates")
+
+// docPath is the committed table, relative to this package.
+var docPath = filepath.Join("..", "..", "..", "docs", "compat.md")
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		os.Exit(runChild(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+// TestGolden regenerates the whole matrix in-process and compares it with
+// the committed docs/compat.md, leaving out the machine, Go version, date
+// and file size lines. Regenerate with
+//
+//	go test ./integration/cmd/compat -run TestGolden -update
+func TestGolden(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	doc, err := generate(ctx, defaultFileSize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("generated the matrix (%s file) in %.1fs", sizeName(defaultFileSize), time.Since(start).Seconds())
+	if *update {
+		if raceEnabled {
+			t.Fatal("regenerate without -race: the race detector shrinks the file, and the header would say so")
+		}
+		if err := os.WriteFile(docPath, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", docPath)
+		return
+	}
+	old, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatalf("%v (generate it with go test ./integration/cmd/compat -update)", err)
+	}
+	if d := diff(string(old), doc); d != "" {
+		t.Errorf("%s no longer matches the code; regenerate it with go test ./integration/cmd/compat -update (or go run ./integration/cmd/compat) and review:\n%s", docPath, d)
+	}
+}
+
+// TestRows checks the table of rows itself: unique ids, every module found
+// in the build information, enough rows and modules.
+func TestRows(t *testing.T) {
+	ids := map[string]bool{}
+	names := map[string]bool{}
+	modules := map[string]bool{}
+	for _, r := range rows {
+		if r.id == "" || ids[r.id] {
+			t.Errorf("row id %q is empty or repeated", r.id)
+		}
+		if names[r.name] || strings.Contains(r.name, "|") {
+			t.Errorf("row name %q is repeated or has a |", r.name)
+		}
+		ids[r.id], names[r.name] = true, true
+		if _, err := moduleVersion(r.module); err != nil {
+			t.Errorf("%s: %v", r.id, err)
+		}
+		if r.module != modSelf && r.module != modStd {
+			modules[r.module] = true
+		}
+		if r.new().mw == nil {
+			t.Errorf("%s: no middleware", r.id)
+		}
+	}
+	if len(rows) < 20 || len(modules) < 6 {
+		t.Errorf("%d rows from %d modules, want at least 20 from 6", len(rows), len(modules))
+	}
+}
+
+// TestDiagnosis checks the diagnostic request on a row that keeps the fast
+// path (every copy is net/http's own), one whose writer hides io.ReaderFrom
+// (http.ServeContent copies), and one whose ReadFrom copies.
+func TestDiagnosis(t *testing.T) {
+	f, err := newTestFile(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		"chi-logger":       "",
+		"control":          serveContentCopy,
+		"gorilla-compress": "github.com/gorilla/handlers.(*compressResponseWriter).ReadFrom",
+		"httplog-body":     "github.com/go-chi/chi/v5/middleware.(*httpFancyWriter).ReadFrom",
+	} {
+		m, err := measure(context.Background(), rowByID(id), diag, f)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if got := culprit(m.server.Initiators); got != want {
+			t.Errorf("%s: culprit %q, want %q (initiators %q)", id, got, want, m.server.Initiators)
+		}
+	}
+}
+
+// rfWriter is a ResponseWriter with ReadFrom, as net/http's is.
+type rfWriter struct{ http.ResponseWriter }
+
+func (rfWriter) ReadFrom(io.Reader) (int64, error) { return 0, nil }
+
+// unwrapping hides ReadFrom but has Unwrap.
+type unwrapping struct{ w http.ResponseWriter }
+
+func (u *unwrapping) Header() http.Header         { return u.w.Header() }
+func (u *unwrapping) Write(p []byte) (int, error) { return u.w.Write(p) }
+func (u *unwrapping) WriteHeader(code int)        { u.w.WriteHeader(code) }
+func (u *unwrapping) Unwrap() http.ResponseWriter { return u.w }
+
+// opaque hides ReadFrom and Unwrap, and keeps the writer in an unexported
+// field, as net/http's timeoutWriter does.
+type opaque struct {
+	n int
+	w http.ResponseWriter
+}
+
+func (o *opaque) Header() http.Header         { return o.w.Header() }
+func (o *opaque) Write(p []byte) (int, error) { return o.w.Write(p) }
+func (o *opaque) WriteHeader(code int)        { o.w.WriteHeader(code) }
+
+func TestWalkWriters(t *testing.T) {
+	base := httptest.NewRecorder()
+	chain := walkWriters(&opaque{w: &unwrapping{w: &countingWriter{ResponseWriter: base}}})
+	want := []link{{"*main.opaque", false}, {"*main.unwrapping", false}, {"*main.countingWriter", false}, {"*httptest.ResponseRecorder", false}}
+	if len(chain) != len(want) {
+		t.Fatalf("chain %v, want %v", chain, want)
+	}
+	for i := range want {
+		if chain[i] != want[i] {
+			t.Errorf("link %d: %v, want %v", i, chain[i], want[i])
+		}
+	}
+	if _, _, ok := hider(chain); ok {
+		t.Errorf("hider found in a chain without ReadFrom: %v", chain)
+	}
+
+	// net/http's writer has ReadFrom; the first writer above it without
+	// one is the hider.
+	chain = walkWriters(&opaque{w: &unwrapping{w: rfWriter{httptest.NewRecorder()}}})
+	h, w, ok := hider(chain)
+	if !ok || h.Type != "*main.unwrapping" || !w.ReadFrom {
+		t.Errorf("hider %v wrapping %v (%v) in %v, want *main.unwrapping", h, w, ok, chain)
+	}
+}
+
+func TestCells(t *testing.T) {
+	kept := measurement{client: response{Body: 1 << 20}, server: observation{Sendfile: 1<<20 - sniffLen}}
+	lost := measurement{client: response{Body: 1 << 20, ContentEncoding: "gzip", ContentLength: -1}}
+	partly := measurement{client: response{Body: 1 << 20}, server: observation{Sendfile: 1 << 19}}
+	if !kept.kept() || lost.kept() || partly.kept() {
+		t.Fatal("kept() is wrong")
+	}
+	if got := sendfileCell(kept); got != "yes (100.0%)" {
+		t.Errorf("kept cell %q", got)
+	}
+	if got := sendfileCell(lost); got != "**no** (0.0%)" {
+		t.Errorf("lost cell %q", got)
+	}
+	if got := sendfileCell(partly); got != "**partly** (50.0%)" {
+		t.Errorf("partly cell %q", got)
+	}
+	if got := headerChange(lost); !strings.Contains(got, "Content-Encoding: gzip") {
+		t.Errorf("header change %q", got)
+	}
+	if got := headerChange(kept); got != "" {
+		t.Errorf("header change of a kept response %q", got)
+	}
+	doc := "# T\n\n- Machine: a\n- Go: b\n- Generated: c\n- File: d\n\n| x |\n"
+	if d := diff(doc, strings.ReplaceAll(doc, "- Machine: a", "- Machine: z")); d != "" {
+		t.Errorf("an environment line counted as a difference: %s", d)
+	}
+	if d := diff(doc, strings.ReplaceAll(doc, "| x |", "| y |")); d == "" {
+		t.Error("a table change went unnoticed")
+	}
+}
