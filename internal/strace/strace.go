@@ -83,6 +83,7 @@ func ParseFile(path string) (Summary, error) {
 //	1234 sendfile(7, 9, NULL, 4194304 <unfinished ...>
 //	1234 <... sendfile resumed>) = 131072
 //	1234 write(7, "..."..., 512) = -1 EAGAIN (Resource temporarily unavailable)
+//	1234 ???( <detached ...>
 func (s Summary) parseLine(line string, pending map[string]string) error {
 	pid, rest, ok := strings.Cut(line, " ")
 	if !ok {
@@ -94,6 +95,10 @@ func (s Summary) parseLine(line string, pending map[string]string) error {
 	case strings.HasPrefix(rest, "<... "):
 		name, _, _ = strings.Cut(strings.TrimPrefix(rest, "<... "), " ")
 		delete(pending, pid)
+	case strings.HasSuffix(rest, "<detached ...>"):
+		// strace let go of a thread blocked in a call as the process
+		// exited; the call never returned.
+		return nil
 	case strings.HasSuffix(rest, "<unfinished ...>"):
 		n, _, ok := strings.Cut(rest, "(")
 		if ok {
