@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"golang.org/x/sys/unix"
 
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/middleware"
@@ -53,6 +55,7 @@ func main() {
 	size := flag.Int64("size", 256<<20, "size of the file served, in bytes")
 	downloads := flag.Int("downloads", 4, "downloads of the file per round")
 	rounds := flag.Int("rounds", 5, "interleaved rounds for the CPU median")
+	straceRounds := flag.Int("strace-rounds", 3, "traced runs per stack for the system call median")
 	verbose := flag.Bool("v", false, "also print each stack's I/O system calls one by one")
 	flag.Parse()
 	if *child != "" {
@@ -62,7 +65,17 @@ func main() {
 		}
 		return
 	}
-	res, err := run(config{size: *size, downloads: *downloads, rounds: *rounds, progress: os.Stderr})
+	pin := runtime.NumCPU() >= 2
+	if _, err := exec.LookPath("taskset"); err != nil {
+		pin = false
+	}
+	if pin {
+		if err := pinProcess(1); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: not pinning to CPUs:", err)
+			pin = false
+		}
+	}
+	res, err := run(config{pin: pin, size: *size, downloads: *downloads, rounds: *rounds, straceRounds: *straceRounds, progress: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -74,21 +87,24 @@ func main() {
 }
 
 type config struct {
-	size      int64
-	downloads int
-	rounds    int
-	progress  io.Writer
+	pin          bool // run the server on CPU 0 and the client on CPU 1
+	size         int64
+	downloads    int
+	rounds       int
+	straceRounds int
+	progress     io.Writer
 }
 
 // result is what was measured of one stack.
 type result struct {
-	Stack    string
-	CPU      []time.Duration // per round
-	Syscalls int64           // I/O system calls in the strace run, -1 if not traced
-	Calls    strace.Summary  // the strace run, per system call
-	Sendfile int64           // bytes sendfile(2) returned in the strace run
-	Reported int64           // response bytes the stack reported, -1 if it reports none
-	Served   int64           // response bytes the client received per round
+	Stack       string
+	CPU         []time.Duration // per round
+	Syscalls    int64           // median I/O system calls of the strace runs, -1 if not traced
+	SyscallRuns []int64         // I/O system calls of each strace run
+	Calls       strace.Summary  // the last strace run, per system call
+	Sendfile    int64           // bytes sendfile(2) returned in the strace run
+	Reported    int64           // response bytes the stack reported, -1 if it reports none
+	Served      int64           // response bytes the client received per round
 }
 
 type results struct {
@@ -119,8 +135,17 @@ func run(cfg config) (*results, error) {
 	if _, err := io.Copy(io.Discard, must(os.Open(file))); err != nil {
 		return nil, err
 	}
+	// Each round starts with the next stack, so no stack always runs first.
+	rotated := func(round int) []*result {
+		n := len(res.stacks)
+		out := make([]*result, n)
+		for i := range n {
+			out[i] = res.stacks[(i+round)%n]
+		}
+		return out
+	}
 	for round := range cfg.rounds {
-		for _, r := range res.stacks {
+		for _, r := range rotated(round) {
 			fmt.Fprintf(cfg.progress, "round %d/%d: %s\n", round+1, cfg.rounds, r.Stack)
 			m, err := measure(self, r.Stack, file, cfg, "")
 			if err != nil {
@@ -130,9 +155,15 @@ func run(cfg config) (*results, error) {
 			r.Reported, r.Served = m.reported, m.served
 		}
 	}
-	if res.straceOK == nil {
-		for _, r := range res.stacks {
-			fmt.Fprintf(cfg.progress, "strace: %s\n", r.Stack)
+	// How many sendfile calls a transfer takes depends on how much room the
+	// socket buffer has at each call, which varies from run to run; the
+	// median of several traced runs is reported.
+	for round := range cfg.straceRounds {
+		if res.straceOK != nil {
+			break
+		}
+		for _, r := range rotated(round) {
+			fmt.Fprintf(cfg.progress, "strace %d/%d: %s\n", round+1, cfg.straceRounds, r.Stack)
 			trace := filepath.Join(dir, "strace.out")
 			if _, err := measure(self, r.Stack, file, cfg, trace); err != nil {
 				return nil, fmt.Errorf("%s under strace: %w", r.Stack, err)
@@ -141,9 +172,14 @@ func run(cfg config) (*results, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Syscalls = sum.Total(ioSyscalls...).Count
+			r.SyscallRuns = append(r.SyscallRuns, sum.Total(ioSyscalls...).Count)
 			r.Calls = sum
 			r.Sendfile = sum["sendfile"].Sum
+		}
+	}
+	for _, r := range res.stacks {
+		if len(r.SyscallRuns) > 0 {
+			r.Syscalls = median(r.SyscallRuns)
 		}
 	}
 	return res, nil
@@ -188,9 +224,15 @@ func measure(self, stack, file string, cfg config, trace string) (measurement, e
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	args := []string{"-child", stack, "-file", file}
-	cmd := exec.CommandContext(ctx, self, args...)
+	name := self
+	if cfg.pin {
+		// The server runs on CPU 0 and this process, the client, on CPU 1,
+		// so the two do not trade places mid-measurement.
+		name, args = "taskset", append([]string{"-c", "0", self}, args...)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	if trace != "" {
-		cmd = strace.Command(ctx, trace, ioSyscalls, self, args...)
+		cmd = strace.Command(ctx, trace, ioSyscalls, name, args...)
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -397,7 +439,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func median(ds []time.Duration) time.Duration {
+func median[T int64 | time.Duration](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	if len(s) == 0 {
@@ -410,19 +452,37 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // cpuPerGiB returns the median CPU time per GiB served.
-func (r *result) cpuPerGiB() time.Duration {
+func (r *result) cpuPerGiB() time.Duration { return r.perGiB(median(r.CPU)) }
+
+// perGiB scales a round's CPU time to one GiB served.
+func (r *result) perGiB(d time.Duration) time.Duration {
 	if r.Served == 0 {
 		return 0
 	}
-	return time.Duration(float64(median(r.CPU)) * float64(1<<30) / float64(r.Served))
+	return time.Duration(float64(d) * float64(1<<30) / float64(r.Served))
+}
+
+// quartiles returns the first and third quartiles of the rounds' CPU time
+// per GiB: the spread the median comes from.
+func (r *result) quartiles() (q1, q3 time.Duration) {
+	s := slices.Clone(r.CPU)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0, 0
+	}
+	return r.perGiB(s[len(s)/4]), r.perGiB(s[(3*len(s))/4])
 }
 
 func (res *results) write(w io.Writer) {
 	base := res.stacks[0]
-	fmt.Fprintf(w, "%d downloads of a %d MiB file per round over loopback, median of %d interleaved rounds\n",
-		res.cfg.downloads, res.cfg.size>>20, res.cfg.rounds)
-	fmt.Fprintf(w, "machine: %s, %d cores, %s, %s\n\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version())
-	fmt.Fprintln(w, "| stack | server CPU per GiB | vs net/http | I/O syscalls | vs net/http | sendfile bytes | bytes it reported |")
+	fmt.Fprintf(w, "%d downloads of a %d MiB file per round over loopback; CPU: median of %d interleaved rounds; system calls: median of %d traced runs\n",
+		res.cfg.downloads, res.cfg.size>>20, res.cfg.rounds, res.cfg.straceRounds)
+	pinned := "server and client not pinned"
+	if res.cfg.pin {
+		pinned = "server pinned to CPU 0, client to CPU 1"
+	}
+	fmt.Fprintf(w, "machine: %s, %d cores, %s, %s; %s\n\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), pinned)
+	fmt.Fprintln(w, "| stack | server CPU per GiB (quartiles) | vs net/http | I/O syscalls | vs net/http | sendfile bytes | bytes it reported |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range res.stacks {
 		sys, sysRatio, sf := "not traced", "-", "-"
@@ -440,8 +500,9 @@ func (res *results) write(w io.Writer) {
 				rep += fmt.Sprintf(" (served %d)", r.Served)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %.1f ms | %.2fx | %s | %s | %s | %s |\n", r.Stack,
-			float64(r.cpuPerGiB())/float64(time.Millisecond),
+		q1, q3 := r.quartiles()
+		fmt.Fprintf(w, "| %s | %.0f ms (%.0f-%.0f) | %.2fx | %s | %s | %s | %s |\n", r.Stack,
+			float64(r.cpuPerGiB())/float64(time.Millisecond), float64(q1)/float64(time.Millisecond), float64(q3)/float64(time.Millisecond),
 			float64(r.cpuPerGiB())/float64(base.cpuPerGiB()), sys, sysRatio, sf, rep)
 	}
 	if res.straceOK != nil {
@@ -474,10 +535,11 @@ func kernel() string {
 	return "Linux " + string(b)
 }
 
-// writeCalls prints the strace run's I/O system calls per stack.
+// writeCalls prints every round's figures and the last strace run's I/O
+// system calls, per stack.
 func (res *results) writeCalls(w io.Writer) {
 	for _, r := range res.stacks {
-		fmt.Fprintf(w, "\n%s:", r.Stack)
+		fmt.Fprintf(w, "\n%s: CPU per round %v; I/O syscalls per traced run %v;", r.Stack, r.CPU, r.SyscallRuns)
 		for _, name := range ioSyscalls {
 			if c, ok := r.Calls[name]; ok {
 				fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
@@ -485,4 +547,25 @@ func (res *results) writeCalls(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// pinProcess binds every thread of this process to cpu; threads started
+// later inherit the binding from the thread that starts them.
+func pinProcess(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 // counts, which do not depend on timing.
 func TestRun(t *testing.T) {
 	const size = 4 << 20
-	res, err := run(config{size: size, downloads: 2, rounds: 1, progress: io.Discard})
+	res, err := run(config{size: size, downloads: 2, rounds: 1, straceRounds: 1, progress: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
