@@ -274,6 +274,21 @@ func loadRequest(client *http.Client, base, etag string, data []byte, crc uint32
 		res.received, _ = io.CopyN(io.Discard, resp.Body, rng.Int64N(8<<20))
 		return res
 	}
+	if kind == "full" {
+		// Stream the whole file through a checksum rather than hold it.
+		h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		res.received, err = io.Copy(h, resp.Body)
+		res.latency = time.Since(start)
+		switch {
+		case err != nil:
+			res.err = err
+		case resp.StatusCode != 200:
+			res.err = fmt.Errorf("status %d, want 200", resp.StatusCode)
+		case res.received != size || h.Sum32() != crc:
+			res.err = errors.New("wrong file bytes")
+		}
+		return res
+	}
 	body, err := io.ReadAll(resp.Body)
 	res.latency = time.Since(start)
 	res.received = int64(len(body))
@@ -281,7 +296,7 @@ func loadRequest(client *http.Client, base, etag string, data []byte, crc uint32
 		res.err = err
 		return res
 	}
-	res.err = checkLoadBody(kind, resp, body, data, crc, ranges)
+	res.err = checkLoadBody(kind, resp, body, data, ranges)
 	return res
 }
 
@@ -299,8 +314,8 @@ func mergeRanges(rs [][2]int64) [][2]int64 {
 	return out
 }
 
-func checkLoadBody(kind string, resp *http.Response, body, data []byte, crc uint32, ranges [][2]int64) error {
-	want := map[string]int{"full": 200, "head": 200, "notmodified": 304, "notfound": 404, "range": 206, "multirange": 206}[kind]
+func checkLoadBody(kind string, resp *http.Response, body, data []byte, ranges [][2]int64) error {
+	want := map[string]int{"head": 200, "notmodified": 304, "notfound": 404, "range": 206, "multirange": 206}[kind]
 	if kind == "multirange" && len(ranges) == 1 {
 		want = 206
 	}
@@ -308,10 +323,6 @@ func checkLoadBody(kind string, resp *http.Response, body, data []byte, crc uint
 		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
 	}
 	switch {
-	case kind == "full":
-		if len(body) != len(data) || crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != crc {
-			return errors.New("wrong file bytes")
-		}
 	case kind == "range" || len(ranges) == 1:
 		if !bytes.Equal(body, data[ranges[0][0]:ranges[0][1]]) {
 			return errors.New("wrong range bytes")
