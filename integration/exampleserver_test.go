@@ -88,6 +88,12 @@ func startExample(t *testing.T, root string, flags ...string) *example {
 func (e *example) stop(t *testing.T) {
 	t.Helper()
 	e.cmd.Process.Signal(syscall.SIGTERM)
+	e.wait(t)
+}
+
+// wait waits for the process to exit cleanly.
+func (e *example) wait(t *testing.T) {
+	t.Helper()
 	select {
 	case err := <-e.done:
 		e.done <- err // for the cleanup
