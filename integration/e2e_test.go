@@ -61,20 +61,27 @@ type hider struct{ http.ResponseWriter }
 // childHandler returns the application the child serves: a file route that
 // uses http.ServeContent and one that copies a file without Content-Length.
 func childHandler(cfg childConfig) http.Handler {
-	file := func(w http.ResponseWriter, r *http.Request, name string, chunked bool) {
+	// file serves name with http.ServeContent, or with a plain io.Copy,
+	// without Content-Length (chunked) or with it (copied).
+	file := func(w http.ResponseWriter, r *http.Request, name string, how string) {
 		f, err := os.Open(filepath.Join(cfg.Dir, filepath.Base(name)))
 		if err != nil {
 			http.NotFound(w, r)
 			return
 		}
 		defer f.Close()
-		if chunked {
-			io.Copy(w, f)
-			return
-		}
 		fi, err := f.Stat()
 		if err != nil {
 			http.Error(w, "stat failed", http.StatusInternalServerError)
+			return
+		}
+		switch how {
+		case "chunked":
+			io.Copy(w, f)
+			return
+		case "copied":
+			w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+			io.Copy(w, f)
 			return
 		}
 		w.Header().Set("ETag", `"v1"`)
@@ -96,14 +103,16 @@ func childHandler(cfg childConfig) http.Handler {
 		r := chi.NewRouter()
 		r.Use(stack...)
 		r.Use(loggerFor(cfg), chimw.GetHead, inner)
-		r.Get("/files/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), false) })
-		r.Get("/chunked/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), true) })
+		for _, how := range []string{"files", "chunked", "copied"} {
+			r.Get("/"+how+"/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, chi.URLParam(r, "name"), how) })
+		}
 		r.Handle("/fs/*", http.StripPrefix("/fs", fileServer(cfg)))
 		h = r
 	default:
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), false) })
-		mux.HandleFunc("GET /chunked/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), true) })
+		for _, how := range []string{"files", "chunked", "copied"} {
+			mux.HandleFunc("GET /"+how+"/{name}", func(w http.ResponseWriter, r *http.Request) { file(w, r, r.PathValue("name"), how) })
+		}
 		mux.Handle("/fs/", http.StripPrefix("/fs", fileServer(cfg)))
 		h = stack[0](stack[1](loggerFor(cfg)(inner(mux))))
 	}
@@ -319,6 +328,8 @@ func TestEndToEndStrace(t *testing.T) {
 			wantStatus: 200, wantBody: data, wantSendfile: 0},
 		{name: "chunked io.Copy", path: "/chunked/blob.bin",
 			wantStatus: 200, wantBody: data, wantSendfile: 0},
+		{name: "io.Copy with Content-Length", path: "/copied/blob.bin",
+			wantStatus: 200, wantBody: data, wantSendfile: size - sniffLen},
 		{name: "TLS", path: "/files/blob.bin", tls: true,
 			wantStatus: 200, wantBody: data, wantSendfile: 0},
 		{name: "HTTP/2", path: "/files/blob.bin", tls: true, http2: true,

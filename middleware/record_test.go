@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,20 @@ func TestRecordStatusAndBytes(t *testing.T) {
 			header:     http.Header{"Range": {"bytes=5000000-"}},
 			handler:    serveFile(t, path),
 			wantStatus: 416, wantBody: int64(len(notOverlap)),
+		},
+		{
+			name: "io.Copy of a file with Content-Length",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				f, err := openFile(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer f.Close()
+				w.Header().Set("Content-Length", strconv.Itoa(fileSize))
+				io.Copy(w, f) // os.File.WriteTo hands w.ReadFrom a wrapped file
+			},
+			wantStatus: 200, wantBody: fileSize, wantSendfile: fileSize - 512,
 		},
 		{
 			name: "file without content length is chunked",

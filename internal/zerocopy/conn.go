@@ -15,7 +15,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,11 +112,13 @@ func (c *Conn) Close() error {
 	return c.Conn.Close()
 }
 
-// ReadFrom implements io.ReaderFrom. When r is an *os.File, or an
-// *io.LimitedReader around one, the inner connection's ReadFrom gets a reader
-// that still offers the file's descriptor (so the runtime can use sendfile)
-// but counts what is read through it (so a fallback copy is not mistaken for
-// sendfile). Any other source goes to the inner ReadFrom unchanged, so
+// ReadFrom implements io.ReaderFrom. When r is a file (anything offering a
+// descriptor through syscall.Conn that is not a socket: an *os.File, or the
+// wrapper io.Copy puts around one), possibly inside an *io.LimitedReader,
+// the inner connection's ReadFrom gets a reader that still offers the
+// descriptor (so the runtime can use sendfile) but counts what is read
+// through it (so a fallback copy is not mistaken for sendfile). Any other
+// source, a socket included, goes to the inner ReadFrom unchanged, so
 // splice(2) between sockets keeps working.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := c.Conn.(io.ReaderFrom)
@@ -129,8 +130,10 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if limited {
 		src = lr.R
 	}
-	f, ok := src.(*os.File)
-	if !ok {
+	// net.sendFile takes any syscall.Conn, such as os.fileWithoutWriteTo,
+	// which is what reaches here from io.Copy(w, f).
+	f, ok := src.(fileSource)
+	if _, socket := src.(net.Conn); !ok || socket {
 		return rf.ReadFrom(r)
 	}
 	fr := &fileReader{f: f}
@@ -217,11 +220,18 @@ func (c *Conn) SetLinger(sec int) error {
 	return errors.ErrUnsupported
 }
 
+// fileSource is a readable source with a descriptor: what net.sendFile can
+// send from.
+type fileSource interface {
+	io.Reader
+	syscall.Conn
+}
+
 // fileReader offers a file's descriptor to the runtime's sendfile path and
 // counts the bytes read through Read by any fallback copy. It deliberately has
 // no WriteTo, so a fallback io.Copy reads through Read.
 type fileReader struct {
-	f    *os.File
+	f    fileSource
 	read int64
 }
 

@@ -63,6 +63,8 @@ func TestReadFromCounts(t *testing.T) {
 			wantN: 100000, wantSendfile: 100000},
 		{name: "limited file", src: func(t *testing.T) io.Reader { return io.LimitReader(tempFile(t, 100000), 4096) },
 			wantN: 4096, wantSendfile: 4096},
+		{name: "file behind io.Copy's wrapper", src: func(t *testing.T) io.Reader { return withoutWriteTo{tempFile(t, 100000)} },
+			wantN: 100000, wantSendfile: 100000},
 		{name: "not a file", src: func(t *testing.T) io.Reader { return io.LimitReader(zeros{}, 5000) },
 			wantN: 5000, wantSendfile: 0},
 		{name: "pipe: sendfile refused, copied instead", src: func(t *testing.T) io.Reader {
@@ -101,6 +103,13 @@ func TestReadFromCounts(t *testing.T) {
 		})
 	}
 }
+
+// withoutWriteTo is what io.Copy(w, f) hands to w.ReadFrom: os.File.WriteTo
+// falls back to io.Copy with the file wrapped like this (os's
+// fileWithoutWriteTo), still a syscall.Conn but no longer an *os.File.
+type withoutWriteTo struct{ *os.File }
+
+func (withoutWriteTo) WriteTo(io.Writer) (int64, error) { panic("hidden") }
 
 type zeros struct{}
 
