@@ -67,8 +67,8 @@ func WithDotfiles() Option {
 	return optionFunc(func(c *config) { c.dotfiles = true })
 }
 
-// WithCacheControl sets the Cache-Control header of every response that
-// serves a file (200, 206 and 304), for example "public, max-age=3600".
+// WithCacheControl sets the Cache-Control header of every response for a
+// file (200, 206, 304 and 412), for example "public, max-age=3600".
 // The empty string (the default) sends none.
 func WithCacheControl(value string) Option {
 	return optionFunc(func(c *config) { c.cacheControl = value })
@@ -124,10 +124,11 @@ func WithEncodings(encodings ...string) Option {
 // no bytes for d fails (the connection is closed and a fastpath Logger
 // records the response as aborted). This is nginx's send_timeout; it is what
 // http.Server.WriteTimeout cannot be for downloads, since that caps a
-// response's total time. The write deadline is cleared when the file has
-// been sent, so it does not outlive the request on a kept-alive connection.
-// Off by default; d <= 0 turns it off. A ResponseWriter that cannot take
-// deadlines (such as httptest.ResponseRecorder) is served without one.
+// response's total time. It covers file bodies, on Unix; other responses
+// (directory listings, errors) need a write deadline of their own, such as
+// one set when each request starts, which this one replaces while a file is
+// sent. Off by default; d <= 0 turns it off. A ResponseWriter that cannot
+// take deadlines (such as httptest.ResponseRecorder) is served without one.
 func WithSendTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.sendTimeout = d })
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 package handlers
 
 import (
@@ -9,8 +11,10 @@ import (
 )
 
 // watchSend keeps w's write deadline d ahead while the transfer of f makes
-// progress, and returns a function that stops watching and clears the
-// deadline.
+// progress, and returns a function that stops watching and leaves the
+// deadline d ahead, so what net/http flushes after the handler returns (a
+// small body, a multipart tail) is bounded too. net/http clears the write
+// deadline after each request, so it does not outlive the response.
 //
 // Progress is read from f's offset: sendfile(2) advances it as the kernel
 // takes bytes, and so do the read(2) calls of the copy fallback (TLS,
@@ -24,10 +28,11 @@ func watchSend(w http.ResponseWriter, f *os.File, d time.Duration) (stop func())
 		return func() {} // this writer takes no deadlines
 	}
 	var (
-		mu      sync.Mutex
-		stopped bool
-		last    int64 = -1
-		t       *time.Timer
+		mu       sync.Mutex
+		stopped  bool
+		last     int64 = -1
+		t        *time.Timer
+		interval = max(d/4, time.Millisecond)
 	)
 	check := func() {
 		mu.Lock()
@@ -35,22 +40,22 @@ func watchSend(w http.ResponseWriter, f *os.File, d time.Duration) (stop func())
 		if stopped {
 			return
 		}
-		// Seek(0, SeekCurrent) only reads the offset; it takes none of the
-		// locks the handler's sendfile or read holds.
+		// Seek(0, SeekCurrent) only reads the offset; on Unix it takes none
+		// of the locks the handler's sendfile or read holds.
 		if off, err := f.Seek(0, io.SeekCurrent); err == nil && off != last {
 			last = off
 			rc.SetWriteDeadline(time.Now().Add(d))
 		}
-		t.Reset(d / 4)
+		t.Reset(interval)
 	}
 	mu.Lock()
-	t = time.AfterFunc(d/4, check)
+	t = time.AfterFunc(interval, check)
 	mu.Unlock()
 	return func() {
 		mu.Lock()
 		stopped = true
 		t.Stop()
 		mu.Unlock()
-		rc.SetWriteDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Now().Add(d))
 	}
 }

@@ -43,7 +43,7 @@ type Config struct {
 	Addr              string        // listen address
 	Root              string        // directory served
 	Listing           bool          // directory listings
-	SendTimeout       time.Duration // cut off a download that moves nothing for this long
+	SendTimeout       time.Duration // cut off a response that moves nothing for this long
 	ReadHeaderTimeout time.Duration // cut off a client that does not finish its request headers
 	ShutdownTimeout   time.Duration // how long in-flight requests get on SIGINT or SIGTERM
 	DebugAddr         string        // where to serve net/http/pprof; "" for nowhere
@@ -66,7 +66,7 @@ func ParseFlags(name string, args []string, stderr io.Writer) (Config, error) {
 	fset.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fset.StringVar(&c.Root, "root", ".", "directory to serve under /files/")
 	fset.BoolVar(&c.Listing, "list", false, "serve directory listings")
-	fset.DurationVar(&c.SendTimeout, "send-timeout", time.Minute, "cut off a download that makes no progress for this long (0: never)")
+	fset.DurationVar(&c.SendTimeout, "send-timeout", time.Minute, "cut off a response, such as a download, that makes no progress for this long (0: never)")
 	fset.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "cut off a client that has not sent its request headers after this long")
 	fset.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long in-flight requests get to finish")
 	fset.StringVar(&c.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address (keep it private), e.g. 127.0.0.1:6060")
@@ -191,6 +191,12 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if served, ok := r.Context().Value(servedKey{}).(*atomic.Bool); ok {
 				served.Store(true)
+			}
+			if cfg.SendTimeout > 0 {
+				// Every response must be written within the send timeout;
+				// a file download pushes the deadline on while it progresses
+				// (handlers.WithSendTimeout).
+				http.NewResponseController(w).SetWriteDeadline(time.Now().Add(cfg.SendTimeout))
 			}
 			h.ServeHTTP(w, r)
 		}),
