@@ -76,9 +76,13 @@ func WithCacheControl(value string) Option {
 
 // WithMaxRanges bounds the number of ranges in a multi-range request: a
 // request for more than n satisfiable ranges gets the whole file with
-// 200 OK, as RFC 9110 allows. The default is DefaultMaxRanges; n < 1
-// removes the bound (net/http's behaviour).
+// 200 OK, as RFC 9110 allows. The default is DefaultMaxRanges; a negative n
+// removes the bound (net/http's behaviour). n == 0 panics: it reads as "no
+// ranges" (nginx's max_ranges 0) and would mean the opposite, so say -1.
 func WithMaxRanges(n int) Option {
+	if n == 0 {
+		panic("handlers: WithMaxRanges(0): give a bound of at least 1, or -1 for none")
+	}
 	return optionFunc(func(c *config) { c.maxRanges = n })
 }
 

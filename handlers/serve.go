@@ -113,7 +113,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, name string, modtime time
 // exactly when http.ServeContent would send a multipart 206 for r (the
 // preconditions pass, If-Range matches, two or more satisfiable ranges whose
 // total does not exceed size) and there are at most maxRanges of them
-// (maxRanges < 1: no bound). whole reports a request that would have been a
+// (maxRanges < 0: no bound). whole reports a request that would have been a
 // multipart 206 but asks for more than maxRanges ranges.
 func multiRanges(h http.Header, r *http.Request, modtime time.Time, size int64, maxRanges int) (ranges []httpRange, whole bool) {
 	status, rh := checkPreconditions(h, r, modtime)

@@ -572,6 +572,15 @@ func TestParseRangeMatchesNetHTTP(t *testing.T) {
 	}
 }
 
+func TestWithMaxRangesZeroPanics(t *testing.T) {
+	defer func() {
+		if got := recover(); got != "handlers: WithMaxRanges(0): give a bound of at least 1, or -1 for none" {
+			t.Errorf("panic %v", got)
+		}
+	}()
+	WithMaxRanges(0)
+}
+
 func TestWithMaxRanges(t *testing.T) {
 	tree := newTestTree(t)
 	tests := []struct {
@@ -587,7 +596,7 @@ func TestWithMaxRanges(t *testing.T) {
 		{"bound 2 refuses 3", []Option{WithMaxRanges(2)}, "bytes=0-1,3-4,6-7", 200, "application/octet-stream"},
 		{"bound 1 refuses 2", []Option{WithMaxRanges(1)}, "bytes=0-1,3-4", 200, "application/octet-stream"},
 		{"bound 1 allows a single range", []Option{WithMaxRanges(1)}, "bytes=3-4", 206, "application/octet-stream"},
-		{"unbounded", []Option{WithMaxRanges(0)}, manyRanges(1000), 206, "multipart/byteranges"},
+		{"unbounded", []Option{WithMaxRanges(-1)}, manyRanges(1000), 206, "multipart/byteranges"},
 		{"unsatisfiable ranges do not count", []Option{WithMaxRanges(2)}, "bytes=0-1,3-4,999999-,999999-", 206, "multipart/byteranges"},
 	}
 	for _, tt := range tests {

@@ -89,7 +89,7 @@ func WithTLS(http2 bool) Option {
 
 // CheckZeroCopy serves h on a loopback server whose connections count the
 // bytes sendfile(2) sent, sends it req (only req's method, path, query,
-// header and body are used), reads the whole response, and reports what it
+// header, Host and body are used), reads the whole response, and reports what it
 // saw. It returns an error when the request fails or when the body did not go
 // by sendfile; the Report is filled in either way.
 //

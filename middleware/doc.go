@@ -42,9 +42,15 @@
 // # Status, aborts, hijacks and panics
 //
 // A response is aborted when the client went away before the handler returned
-// (the request context was canceled), when a write failed, or when the
-// handler panicked after the headers were sent. Aborted responses carry
-// error.type "aborted" (or "panic"), with the body bytes that did get out.
+// (the request context was canceled) and before the body it declared was
+// complete, when a write failed, when the body fell short of its
+// Content-Length (a file truncated while it was sent), or when the handler
+// panicked after the headers were sent. A client that closes the connection
+// once it has the whole body, as curl does, has not aborted anything.
+// Aborted responses carry error.type "aborted" (or "panic"), with the body
+// bytes that did get out. (net/http also cancels the request context when a
+// client half-closes its side after sending the request; a streamed response
+// without Content-Length to such a client is recorded as aborted.)
 //
 // A hijacked connection reports the status only when it can be observed: 101
 // when the handler called WriteHeader(101) before hijacking. Otherwise
@@ -74,10 +80,11 @@
 //
 // # OpenTelemetry
 //
-// Metrics records the stable HTTP server metrics of the OpenTelemetry
-// semantic conventions (http.server.request.duration,
+// Metrics records the HTTP server metrics of the OpenTelemetry semantic
+// conventions (http.server.request.duration, which is stable, and
 // http.server.active_requests, http.server.request.body.size and
-// http.server.response.body.size) plus fastpath.server.response.sendfile.size;
+// http.server.response.body.size, still in development) plus
+// fastpath.server.response.sendfile.size;
 // Tracing starts a server span per request, continuing the trace in the
 // request's headers. Both use the global providers unless given
 // WithMeterProvider, WithTracerProvider and WithPropagators. The package
@@ -86,7 +93,8 @@
 //
 // error.type is the status code for 5xx responses, "aborted" for a response
 // that did not complete, and "panic" for a handler panic, in logs, metrics and
-// spans alike. A span's status is Error for 5xx responses and panics only.
+// spans alike. A span's status is Error for 5xx responses, panics and bodies
+// short of their Content-Length; a client going away leaves it unset.
 // Metrics and the span share the request's start and end instants, so the
 // duration metric equals the span's duration.
 //

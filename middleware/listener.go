@@ -21,9 +21,9 @@ import (
 //
 // The connections keep what net/http and users rely on: io.ReaderFrom (so
 // sendfile and splice still happen), io.WriterTo, CloseRead, CloseWrite,
-// deadlines, SyscallConn and the *net.TCPConn socket options. A hijacked
-// connection is therefore not a *net.TCPConn; its NetConn method returns the
-// one it wraps. LocalAddr returns a copy of the accepted connection's
+// deadlines, SyscallConn, and SetKeepAlive, SetKeepAlivePeriod, SetNoDelay
+// and SetLinger. A hijacked connection is therefore not a *net.TCPConn; its
+// NetConn method returns the one it wraps, for anything else. LocalAddr returns a copy of the accepted connection's
 // address, which is how a request finds its connection.
 func Listener(ln net.Listener) net.Listener {
 	return zerocopy.Listener{Listener: ln}

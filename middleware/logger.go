@@ -127,7 +127,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if et := rec.errorType(); et != "" {
 		attrs = append(attrs, slog.String("error.type", et))
 	}
-	if rec.panicked && rec.panicVal != nil {
+	if rec.panicked && !rec.abortPanic() {
 		attrs = append(attrs,
 			slog.String("exception.type", fmt.Sprintf("%T", rec.panicVal)),
 			slog.String("exception.message", fmt.Sprint(rec.panicVal)))

@@ -60,8 +60,9 @@ func WithSkip(skip func(r *http.Request) bool) Option {
 }
 
 // WithLevel sets how Logger chooses a record's level from the response status
-// and whether the response was aborted (the client went away, a write failed,
-// or the handler panicked after the headers were sent). The default logs Info
+// and whether the response was aborted (the client went away before the body
+// was complete, a write failed, the body fell short of its Content-Length, or
+// the handler panicked after the headers were sent). The default logs Info
 // below 400, Warn for 4xx, and Error for 5xx and for aborted responses. A
 // status of 0 means none was observed (a hijacked connection).
 func WithLevel(level func(status int, aborted bool) slog.Level) Option {
@@ -99,7 +100,7 @@ func WithRequestHeaders(names ...string) Option {
 	return optionFunc(func(c *config) {
 		for _, n := range names {
 			name := http.CanonicalHeaderKey(strings.TrimSpace(n))
-			if name == "" {
+			if name == "" || name == "Range" { // Range is always logged
 				continue
 			}
 			c.headers = append(c.headers, loggedHeader{

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"sort"
@@ -503,5 +504,30 @@ func TestTracingPropagation(t *testing.T) {
 	}
 	if got := trace.SpanContextFromContext(e.Ctx); got.SpanID() != sp.SpanContext.SpanID() {
 		t.Errorf("log handler context carries span %s, want %s", got.SpanID(), sp.SpanContext.SpanID())
+	}
+}
+
+// TestTracingShortBody checks that a body short of its Content-Length with
+// nothing wrong on the client's side (a file truncated while it was sent)
+// is a server error on the span, unlike a client going away.
+func TestTracingShortBody(t *testing.T) {
+	tel := newTelemetry(t)
+	h := tel.stack(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.Write([]byte("hello"))
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	sp := tel.spans.GetSpans()[0]
+	if sp.Status.Code != codes.Error || sp.Status.Description != "response body shorter than its Content-Length" {
+		t.Errorf("span status %v %q, want Error for a short body", sp.Status.Code, sp.Status.Description)
+	}
+	var errType string
+	for _, kv := range sp.Attributes {
+		if kv.Key == "error.type" {
+			errType = kv.Value.AsString()
+		}
+	}
+	if errType != "aborted" {
+		t.Errorf("error.type %q, want aborted", errType)
 	}
 }

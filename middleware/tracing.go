@@ -40,9 +40,10 @@ const (
 // fastpath.response.sendfile.size. Query strings are added (url.query) only
 // with WithURLQuery.
 //
-// The span status is Error for 5xx responses and handler panics, and is left
-// unset otherwise: 4xx responses are the client's doing, and so is a client
-// that goes away, which is marked with error.type "aborted" instead. A panic
+// The span status is Error for 5xx responses, handler panics and bodies that
+// fell short of their Content-Length (a file truncated as it was sent), and is
+// left unset otherwise: 4xx responses are the client's doing, and so is a
+// client that goes away, which is marked with error.type "aborted" instead. A panic
 // is recorded as an "exception" event, with the stack, and re-raised. The span
 // starts and ends at the same instants as the request duration Metrics
 // records, so the two agree exactly.
@@ -150,9 +151,9 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		attrs = append(attrs, semconv.HTTPRoute(rec.route))
 		span.SetName(spanMethod(requestMethod(r.Method)) + " " + rec.route)
 	}
-	attrs = append(attrs,
-		semconv.HTTPRequestBodySize(int(rec.reqBody.Load())),
-		semconv.HTTPResponseBodySize(int(rec.body)))
+	attrs = append(attrs, // int64, not semconv's int helpers: bodies pass 2 GiB
+		semconv.HTTPRequestBodySizeKey.Int64(rec.reqBody.Load()),
+		semconv.HTTPResponseBodySizeKey.Int64(rec.body))
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, attribute.Int64(SendfileSizeKey, n))
 	}
@@ -178,6 +179,10 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		span.SetStatus(codes.Error, msg)
 	case status >= 500:
 		span.SetStatus(codes.Error, "")
+	case rec.short() && rec.writeErr == nil && !rec.clientGone:
+		// Nothing failed on the client's side: the handler sent less than
+		// it declared (a file truncated while it was sent, say).
+		span.SetStatus(codes.Error, "response body shorter than its Content-Length")
 	}
 	span.End(trace.WithTimestamp(rec.end))
 }

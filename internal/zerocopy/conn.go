@@ -45,8 +45,8 @@ var conns sync.Map // net.Addr (a pointer, compared by identity) -> *Conn
 //
 // It keeps the methods net/http and users rely on: io.ReaderFrom (so sendfile
 // and splice still happen), io.WriterTo, CloseRead, CloseWrite, deadlines,
-// SyscallConn and the *net.TCPConn socket options. NetConn returns the
-// connection it wraps.
+// SyscallConn, and SetKeepAlive, SetKeepAlivePeriod, SetNoDelay and SetLinger.
+// NetConn returns the connection it wraps, for anything else.
 type Conn struct {
 	net.Conn
 	laddr    net.Addr
