@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 // exampleBinary builds examples/fileserver once per test run: the load and
@@ -39,8 +40,8 @@ type example struct {
 	cmd    *exec.Cmd
 	base   string // http://addr
 	debug  string // http://debug-addr
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *testutil.LockedBuffer
+	stderr *testutil.LockedBuffer
 	done   chan error
 }
 
@@ -52,7 +53,7 @@ func startExample(t *testing.T, root string, flags ...string) *example {
 		t.Fatal(err)
 	}
 	args := append([]string{"-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-root", root}, flags...)
-	e := &example{cmd: exec.Command(bin, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	e := &example{cmd: exec.Command(bin, args...), stdout: &testutil.LockedBuffer{}, stderr: &testutil.LockedBuffer{}, done: make(chan error, 1)}
 	e.cmd.Stdout = e.stdout
 	stderr, err := e.cmd.StderrPipe()
 	if err != nil {
@@ -202,23 +203,4 @@ func (e *example) get(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// lockedBuffer is a bytes.Buffer written by a process pipe and read by
-// the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

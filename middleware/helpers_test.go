@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -154,22 +153,3 @@ func openFile(path string) (*os.File, error) { return os.Open(path) }
 // chiGetHead is chi's GetHead middleware, which needs a complete routing
 // context.
 var chiGetHead = chimw.GetHead
-
-// syncBuffer is a bytes.Buffer safe for a server goroutine to write while a
-// test reads it afterwards.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

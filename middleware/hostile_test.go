@@ -18,6 +18,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 // hostileRequest returns a request whose path, query, headers and user agent
@@ -237,7 +239,7 @@ func TestSpoofedTraceHeaders(t *testing.T) {
 // real connection and checks each is answered (or refused by net/http) and
 // logged on one line.
 func TestHostileRequestsOnTheWire(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.LockedBuffer
 	srv := startServer(t, Logger(slog.New(slog.NewJSONHandler(&buf, nil)))(http.HandlerFunc(http.NotFound)), true)
 	requests := []struct {
 		raw    string

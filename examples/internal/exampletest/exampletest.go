@@ -24,6 +24,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 // RunFunc is an example's run function.
@@ -51,7 +53,7 @@ func Check(t *testing.T, run RunFunc, route string, chi bool) {
 		t.Fatal(err)
 	}
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.LockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrc := make(chan net.Addr, 1)
@@ -227,24 +229,6 @@ func histogramCount(fams map[string]*dto.MetricFamily, name string) uint64 {
 		}
 	}
 	return n
-}
-
-// syncBuffer is a bytes.Buffer the server may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // CheckOTLP runs the example with OTEL_EXPORTER_OTLP_ENDPOINT pointing at a

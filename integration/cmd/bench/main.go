@@ -29,7 +29,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +39,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fastpath-go/fastpath/internal/strace"
+	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
 )
 
@@ -334,9 +334,9 @@ func serve(stack, file string) error {
 	case "naive wrapper":
 		var total int64
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			cw := &countingWriter{ResponseWriter: w}
+			cw := &testutil.CountingWriter{ResponseWriter: w}
 			files.ServeHTTP(cw, r)
-			total += cw.n
+			total += cw.N
 		})
 		reported = func() int64 { return total }
 	case "otelhttp":
@@ -385,19 +385,6 @@ func serve(stack, file string) error {
 	defer cancel()
 	control.Shutdown(ctx)
 	return srv.Shutdown(ctx)
-}
-
-// countingWriter is the naive wrapper of the incident in the README: it
-// counts bytes and, by embedding only http.ResponseWriter, hides io.ReaderFrom.
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
 }
 
 // providers returns SDK providers as a service runs them: every span sampled
@@ -481,7 +468,7 @@ func (res *results) write(w io.Writer) {
 	if res.cfg.pin {
 		pinned = "server pinned to CPU 0, client to CPU 1"
 	}
-	fmt.Fprintf(w, "machine: %s, %d cores, %s, %s; %s\n\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), pinned)
+	fmt.Fprintf(w, "machine: %s, %s; %s\n\n", testutil.Machine(), runtime.Version(), pinned)
 	fmt.Fprintln(w, "| stack | server CPU per GiB (quartiles) | vs net/http | I/O syscalls | vs net/http | sendfile bytes | bytes it reported |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range res.stacks {
@@ -510,45 +497,6 @@ func (res *results) write(w io.Writer) {
 	}
 }
 
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func kernel() string {
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err != nil {
-		return runtime.GOOS
-	}
-	b := make([]byte, 0, len(u.Release))
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b = append(b, byte(c))
-	}
-	return "Linux " + string(b)
-}
-
-// writeCalls prints every round's figures and the last strace run's I/O
-// system calls, per stack.
-func (res *results) writeCalls(w io.Writer) {
-	for _, r := range res.stacks {
-		fmt.Fprintf(w, "\n%s: CPU per round %v; I/O syscalls per traced run %v;", r.Stack, r.CPU, r.SyscallRuns)
-		for _, name := range ioSyscalls {
-			if c, ok := r.Calls[name]; ok {
-				fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
-			}
-		}
-	}
-	fmt.Fprintln(w)
-}
-
 // pinProcess binds every thread of this process to cpu; threads started
 // later inherit the binding from the thread that starts them.
 func pinProcess(cpu int) error {
@@ -568,4 +516,18 @@ func pinProcess(cpu int) error {
 		}
 	}
 	return nil
+}
+
+// writeCalls prints every round's figures and the last strace run's I/O
+// system calls, per stack.
+func (res *results) writeCalls(w io.Writer) {
+	for _, r := range res.stacks {
+		fmt.Fprintf(w, "\n%s: CPU per round %v; I/O syscalls per traced run %v;", r.Stack, r.CPU, r.SyscallRuns)
+		for _, name := range ioSyscalls {
+			if c, ok := r.Calls[name]; ok {
+				fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
+			}
+		}
+	}
+	fmt.Fprintln(w)
 }

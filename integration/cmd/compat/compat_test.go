@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/compat.md with the table this code generates")
@@ -137,8 +139,8 @@ func (o *opaque) WriteHeader(code int)        { o.w.WriteHeader(code) }
 
 func TestWalkWriters(t *testing.T) {
 	base := httptest.NewRecorder()
-	chain := walkWriters(&opaque{w: &unwrapping{w: &countingWriter{ResponseWriter: base}}})
-	want := []link{{"*main.opaque", false}, {"*main.unwrapping", false}, {"*main.countingWriter", false}, {"*httptest.ResponseRecorder", false}}
+	chain := walkWriters(&opaque{w: &unwrapping{w: &testutil.CountingWriter{ResponseWriter: base}}})
+	want := []link{{"*main.opaque", false}, {"*main.unwrapping", false}, {"*testutil.CountingWriter", false}, {"*httptest.ResponseRecorder", false}}
 	if len(chain) != len(want) {
 		t.Fatalf("chain %v, want %v", chain, want)
 	}

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 // moduleVersion returns module@version for path from the binary's build
@@ -46,49 +46,11 @@ type environment struct {
 
 // currentEnvironment describes this machine, from /proc.
 func currentEnvironment() environment {
-	model, cores := cpuInfo()
-	kernel := runtime.GOOS
-	if b, err := os.ReadFile("/proc/sys/kernel/ostype"); err == nil {
-		kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel += " " + strings.TrimSpace(string(b))
-	}
 	return environment{
-		Machine: fmt.Sprintf("%s, %d cores, %s", model, cores, kernel),
+		Machine: testutil.Machine(),
 		Go:      runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		Date:    time.Now().UTC().Format("2006-01-02"),
 	}
-}
-
-// cpuInfo returns the CPU model and the number of logical CPUs from
-// /proc/cpuinfo.
-func cpuInfo() (model string, cores int) {
-	model = "unknown CPU"
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return model, runtime.NumCPU()
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "processor":
-			cores++
-		case "model name":
-			if model == "unknown CPU" {
-				model = strings.Join(strings.Fields(v), " ")
-			}
-		}
-	}
-	if cores == 0 {
-		cores = runtime.NumCPU()
-	}
-	return model, cores
 }
 
 // Prefixes of the lines that change from machine to machine and run to run;

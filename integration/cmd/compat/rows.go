@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,10 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/felixge/httpsnoop"
 	chimw "github.com/go-chi/chi/v5/middleware"
 	chicors "github.com/go-chi/cors"
@@ -112,9 +111,9 @@ var rows = []*row{
 			var n atomic.Int64
 			mw := func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					cw := &countingWriter{ResponseWriter: w}
+					cw := &testutil.CountingWriter{ResponseWriter: w}
 					next.ServeHTTP(cw, r)
-					n.Store(cw.n)
+					n.Store(cw.N)
 				})
 			}
 			return instance{mw: mw, reported: func() (int64, error) { return n.Load(), nil }}
@@ -127,7 +126,7 @@ var rows = []*row{
 		name:   "chi `middleware.Logger` (its `DefaultLogFormatter`, to a buffer)",
 		module: modChi,
 		new: func() instance {
-			buf := new(lockedBuffer)
+			buf := new(testutil.LockedBuffer)
 			mw := chimw.RequestLogger(&chimw.DefaultLogFormatter{Logger: log.New(buf, "", log.LstdFlags), NoColor: true})
 			return instance{mw: mw, reported: sizeFromText(buf, chiLogSize)}
 		},
@@ -183,7 +182,7 @@ var rows = []*row{
 		name:   "gorilla `handlers.LoggingHandler`",
 		module: modGorilla,
 		new: func() instance {
-			buf := new(lockedBuffer)
+			buf := new(testutil.LockedBuffer)
 			mw := func(next http.Handler) http.Handler { return handlers.LoggingHandler(buf, next) }
 			return instance{mw: mw, reported: sizeFromText(buf, apacheLogSize)}
 		},
@@ -193,7 +192,7 @@ var rows = []*row{
 		name:   "gorilla `handlers.CombinedLoggingHandler`",
 		module: modGorilla,
 		new: func() instance {
-			buf := new(lockedBuffer)
+			buf := new(testutil.LockedBuffer)
 			mw := func(next http.Handler) http.Handler { return handlers.CombinedLoggingHandler(buf, next) }
 			return instance{mw: mw, reported: sizeFromText(buf, apacheLogSize)}
 		},
@@ -311,7 +310,7 @@ var rows = []*row{
 		name:   "httplog `RequestLogger` (ECS schema, response body logging off)",
 		module: modHTTPLog,
 		new: func() instance {
-			buf := new(lockedBuffer)
+			buf := new(testutil.LockedBuffer)
 			logger := slog.New(slog.NewJSONHandler(buf, nil))
 			mw := httplog.RequestLogger(logger, &httplog.Options{Level: slog.LevelInfo, Schema: httplog.SchemaECS, RecoverPanics: true})
 			return instance{mw: mw, reported: sizeFromJSON(buf, httplog.SchemaECS.ResponseBytes)}
@@ -322,7 +321,7 @@ var rows = []*row{
 		name:   "httplog `RequestLogger` (ECS schema, `LogResponseBody` on)",
 		module: modHTTPLog,
 		new: func() instance {
-			buf := new(lockedBuffer)
+			buf := new(testutil.LockedBuffer)
 			logger := slog.New(slog.NewJSONHandler(buf, nil))
 			mw := httplog.RequestLogger(logger, &httplog.Options{
 				Level: slog.LevelInfo, Schema: httplog.SchemaECS, RecoverPanics: true,
@@ -349,39 +348,6 @@ func rowByID(id string) *row {
 	return nil
 }
 
-// countingWriter is the control: the byte-counting wrapper everybody writes
-// once. Embedding http.ResponseWriter gives it Header, Write and WriteHeader,
-// and nothing else: no ReadFrom, no Flush, no Unwrap.
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger writing on the handler's
-// goroutine while another reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 var (
 	// chiLogSize matches chi's DefaultLogFormatter line:
 	// "GET http://host/path HTTP/1.1" from 127.0.0.1:1234 - 200 67108864B in 35ms
@@ -393,7 +359,7 @@ var (
 
 // sizeFromText returns a reporter that reads the size (the second group of
 // re) from the one log line in buf.
-func sizeFromText(buf *lockedBuffer, re *regexp.Regexp) func() (int64, error) {
+func sizeFromText(buf *testutil.LockedBuffer, re *regexp.Regexp) func() (int64, error) {
 	return func() (int64, error) {
 		out := strings.TrimSpace(buf.String())
 		lines := strings.Split(out, "\n")
@@ -410,7 +376,7 @@ func sizeFromText(buf *lockedBuffer, re *regexp.Regexp) func() (int64, error) {
 
 // sizeFromJSON returns a reporter that reads key from the one JSON log record
 // in buf.
-func sizeFromJSON(buf *lockedBuffer, key string) func() (int64, error) {
+func sizeFromJSON(buf *testutil.LockedBuffer, key string) func() (int64, error) {
 	return func() (int64, error) {
 		out := strings.TrimSpace(buf.String())
 		lines := strings.Split(out, "\n")

@@ -1,0 +1,87 @@
+// Package testutil holds small pieces the project's tests and measuring
+// commands share: a buffer a server may write while a test reads it, the
+// naive byte-counting ResponseWriter, and a description of the machine.
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// LockedBuffer is a bytes.Buffer that one goroutine (a logger, a process
+// pipe) may write while another reads it.
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what has been written so far.
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// CountingWriter is the byte-counting wrapper of the incident in the README,
+// the one everybody writes once: embedding http.ResponseWriter gives it
+// Header, Write and WriteHeader and nothing else, so it hides io.ReaderFrom
+// (and Flush, and Unwrap) and turns sendfile into a copy loop.
+type CountingWriter struct {
+	http.ResponseWriter
+	N int64 // bytes written
+}
+
+// Write writes p and counts the bytes written.
+func (w *CountingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.N += int64(n)
+	return n, err
+}
+
+// Machine describes this machine for a report: CPU model, logical CPUs and
+// kernel, such as "AMD EPYC, 2 cores, Linux 6.18.44".
+func Machine() string {
+	model, cores := "unknown CPU", 0
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if !ok {
+				continue
+			}
+			switch strings.TrimSpace(k) {
+			case "processor":
+				cores++
+			case "model name":
+				if model == "unknown CPU" {
+					model = strings.Join(strings.Fields(v), " ")
+				}
+			}
+		}
+		f.Close()
+	}
+	if cores == 0 {
+		cores = runtime.NumCPU()
+	}
+	kernel := runtime.GOOS
+	if b, err := os.ReadFile("/proc/sys/kernel/ostype"); err == nil {
+		kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel += " " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%s, %d cores, %s", model, cores, kernel)
+}
