@@ -7,14 +7,14 @@
 // (Prometheus text format), /healthz. Request logs are JSON lines on standard
 // output; traces and metrics also go over OTLP when the standard OTEL_*
 // environment variables ask for it. SIGINT or SIGTERM shuts it down
-// gracefully.
+// gracefully. The flags, telemetry and server setup it shares with
+// examples/servemux are in examples/internal/app.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,7 +25,6 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 
 	"github.com/fastpath-go/fastpath/examples/internal/app"
-	"github.com/fastpath-go/fastpath/handlers"
 )
 
 func main() {
@@ -39,27 +38,13 @@ func main() {
 
 // run serves until ctx is done; ready, when not nil, learns the address.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(net.Addr)) error {
-	cfg, err := app.ParseFlags("fileserver", args, stderr)
-	if err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(cfg.Root)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
-	tel, err := app.NewTelemetry(ctx, "fastpath-fileserver")
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.Background())
-
-	r := chi.NewRouter()
-	r.Use(chimw.RequestID) // before Logger, so records carry request_id
-	r.Use(tel.Middleware(logger)...)
-	r.Get("/healthz", app.Healthz)
-	r.Handle("/metrics", tel.Prometheus)
-	r.Handle("/files/*", http.StripPrefix("/files", handlers.FileServer(root, cfg.FileOptions()...)))
-	return app.Serve(ctx, cfg, r, logger, stderr, ready)
+	return app.Run(ctx, "fileserver", args, stdout, stderr, ready, func(env app.Env) http.Handler {
+		r := chi.NewRouter()
+		r.Use(chimw.RequestID) // before Logger, so records carry request_id
+		r.Use(env.Middleware...)
+		r.Get("/healthz", app.Healthz)
+		r.Handle("/metrics", env.Metrics)
+		r.Handle("/files/*", http.StripPrefix("/files", env.Files))
+		return r
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"syscall"
 
 	"github.com/fastpath-go/fastpath/examples/internal/app"
-	"github.com/fastpath-go/fastpath/handlers"
 )
 
 func main() {
@@ -30,33 +28,18 @@ func main() {
 
 // run serves until ctx is done; ready, when not nil, learns the address.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(net.Addr)) error {
-	cfg, err := app.ParseFlags("servemux", args, stderr)
-	if err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(cfg.Root)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
-	tel, err := app.NewTelemetry(ctx, "fastpath-servemux")
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.Background())
+	return app.Run(ctx, "servemux", args, stdout, stderr, ready, func(env app.Env) http.Handler {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", app.Healthz)
+		mux.Handle("GET /metrics", env.Metrics)
+		mux.Handle("/files/", http.StripPrefix("/files", env.Files))
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", app.Healthz)
-	mux.Handle("GET /metrics", tel.Prometheus)
-	mux.Handle("/files/", http.StripPrefix("/files", handlers.FileServer(root, cfg.FileOptions()...)))
-
-	// The middleware wraps the mux from outside; the route is read from the
-	// pattern the mux matched.
-	var h http.Handler = mux
-	mws := tel.Middleware(logger)
-	for i := len(mws) - 1; i >= 0; i-- {
-		h = mws[i](h)
-	}
-	return app.Serve(ctx, cfg, h, logger, stderr, ready)
+		// The middleware wraps the mux from outside; the route is read from
+		// the pattern the mux matched.
+		var h http.Handler = mux
+		for i := len(env.Middleware) - 1; i >= 0; i-- {
+			h = env.Middleware[i](h)
+		}
+		return h
+	})
 }

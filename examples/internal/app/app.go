@@ -156,6 +156,44 @@ func (t *Telemetry) Middleware(logger *slog.Logger) []func(http.Handler) http.Ha
 	}
 }
 
+// Env is what an example's routes are built from.
+type Env struct {
+	// Files serves the -root directory (handlers.FileServer with the options
+	// the flags ask for); mount it under /files/ with http.StripPrefix.
+	Files http.Handler
+	// Middleware is the fastpath stack: Tracing, Metrics and Logger.
+	Middleware []func(http.Handler) http.Handler
+	// Metrics serves the Prometheus text format.
+	Metrics http.Handler
+}
+
+// Run is an example's main: it parses the flags, opens the root directory,
+// sets up JSON logs on stdout and the OpenTelemetry providers, builds the
+// handler with routes, and serves it until ctx is done (see Serve).
+func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer, ready func(net.Addr), routes func(Env) http.Handler) error {
+	cfg, err := ParseFlags(name, args, stderr)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	tel, err := NewTelemetry(ctx, "fastpath-"+name)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.Background())
+	h := routes(Env{
+		Files:      handlers.FileServer(root, cfg.FileOptions()...),
+		Middleware: tel.Middleware(logger),
+		Metrics:    tel.Prometheus,
+	})
+	return Serve(ctx, cfg, h, logger, stderr, ready)
+}
+
 // Healthz answers health checks.
 func Healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
