@@ -108,6 +108,13 @@
 // checkPreconditions, used only to recognise these requests; every other
 // response, including 304, 412 and 416, is http.ServeContent's own.
 //
+// # Slow clients
+//
+// [WithSendTimeout] cuts off a client that stops reading a file: the write
+// deadline stays a fixed time ahead for as long as the transfer progresses
+// (judged by the file's offset, which sendfile advances), so a long download
+// on a slow link goes on while a stalled one fails. It works on Unix.
+//
 // # Limits
 //
 // A request for more than [DefaultMaxRanges] ranges (see [WithMaxRanges])
