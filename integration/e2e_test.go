@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/strace"
+	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
 )
 
@@ -264,18 +264,6 @@ func (c *child) stop(t *testing.T) ([]map[string]any, strace.Summary) {
 	return recs, sum
 }
 
-func writeFile(t *testing.T, dir, name string, size int) []byte {
-	t.Helper()
-	data := make([]byte, size)
-	rng := rand.New(rand.NewPCG(3, uint64(size)))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // TestEndToEndStrace runs the full fastpath stack in a child process under
 // strace and checks, for each kind of response, that the body bytes the
@@ -287,8 +275,8 @@ func TestEndToEndStrace(t *testing.T) {
 	}
 	const size = 4 << 20
 	dir := t.TempDir()
-	data := writeFile(t, dir, "blob.bin", size)
-	gz := writeFile(t, dir, "blob.bin.gz", 3<<20) // a stand-in sidecar: served, never decoded
+	data := testutil.WriteRandomFile(t, dir, "blob.bin", size)
+	gz := testutil.WriteRandomFile(t, dir, "blob.bin.gz", 3<<20) // a stand-in sidecar: served, never decoded
 	multipart := func(parts ...[2]int) func(t *testing.T, resp *http.Response, body []byte) {
 		return func(t *testing.T, resp *http.Response, body []byte) {
 			checkMultipart(t, resp, body, data, parts)

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
 )
 
@@ -21,8 +22,8 @@ import (
 func TestCheckZeroCopy(t *testing.T) {
 	dir := t.TempDir()
 	const size = 1 << 20
-	writeFile(t, dir, "big.bin", size)
-	writeFile(t, dir, "small.bin", 100)
+	testutil.WriteRandomFile(t, dir, "big.bin", size)
+	testutil.WriteRandomFile(t, dir, "small.bin", 100)
 	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, filepath.Join(dir, filepath.Base(r.URL.Path)))
 	})
@@ -89,7 +90,7 @@ func TestCheckZeroCopy(t *testing.T) {
 
 func TestAssertZeroCopyInChi(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "a.bin", 64<<10)
+	testutil.WriteRandomFile(t, dir, "a.bin", 64<<10)
 	r := chi.NewRouter()
 	r.Use(middleware.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	r.Get("/files/{name}", func(w http.ResponseWriter, r *http.Request) {

@@ -5,59 +5,15 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fastpath-go/fastpath/internal/benchkit"
 )
-
-// benchWriter is a reusable ResponseWriter with net/http's optional
-// interfaces, so benchmarks measure the middleware rather than a recorder.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *benchWriter) Header() http.Header         { return w.h }
-func (w *benchWriter) WriteHeader(code int)        { w.code = code }
-func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *benchWriter) WriteString(s string) (int, error) {
-	return len(s), nil
-}
-func (w *benchWriter) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
-func (w *benchWriter) Flush()                              {}
-
-// benchRouter returns a chi router with one parameterised route, using mws.
-func benchRouter(mws ...func(http.Handler) http.Handler) http.Handler {
-	r := chi.NewRouter()
-	r.Use(mws...)
-	r.Get("/users/{id}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "hello")
-	})
-	return r
-}
-
-func runBench(b *testing.B, h http.Handler) {
-	req := httptest.NewRequest("GET", "/users/42", nil)
-	req.Header.Set("User-Agent", "bench/1.0")
-	req.RemoteAddr = "192.0.2.1:1234"
-	w := &benchWriter{h: make(http.Header)}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, req)
-	}
-}
 
 // BenchmarkLogger measures the per-request cost of a logging middleware on
 // a chi router, against the bare router and chi's own Logger, all writing to
@@ -67,71 +23,48 @@ func BenchmarkLogger(b *testing.B) {
 		Logger:  log.New(io.Discard, "", log.LstdFlags),
 		NoColor: true,
 	})
-	b.Run("bare", func(b *testing.B) { runBench(b, benchRouter()) })
-	b.Run("chi.Logger", func(b *testing.B) { runBench(b, benchRouter(chiLogger)) })
+	b.Run("bare", func(b *testing.B) { benchkit.Run(b, benchkit.Router()) })
+	b.Run("chi.Logger", func(b *testing.B) { benchkit.Run(b, benchkit.Router(chiLogger)) })
 	b.Run("fastpath.Logger/text", func(b *testing.B) {
-		runBench(b, benchRouter(Logger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
+		benchkit.Run(b, benchkit.Router(Logger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 	})
 	b.Run("fastpath.Logger/json", func(b *testing.B) {
-		runBench(b, benchRouter(Logger(slog.New(slog.NewJSONHandler(io.Discard, nil)))))
+		benchkit.Run(b, benchkit.Router(Logger(slog.New(slog.NewJSONHandler(io.Discard, nil)))))
 	})
 	b.Run("fastpath.Logger/disabled", func(b *testing.B) {
-		runBench(b, benchRouter(Logger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})))))
+		benchkit.Run(b, benchkit.Router(Logger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})))))
 	})
-}
-
-// noopExporter drops spans, so benchmarks measure making them.
-type noopExporter struct{}
-
-func (noopExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (noopExporter) Shutdown(context.Context) error                             { return nil }
-
-// benchProviders returns SDK providers as a service would run them: every
-// span sampled and exported (to nowhere), metrics aggregated in memory.
-func benchProviders(b *testing.B) (*sdkmetric.MeterProvider, *sdktrace.TracerProvider) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(noopExporter{})))
-	b.Cleanup(func() {
-		mp.Shutdown(context.Background())
-		tp.Shutdown(context.Background())
-	})
-	return mp, tp
 }
 
 // BenchmarkStack measures the per-request cost of whole middleware stacks on
-// a chi router, in one run: the bare router, chi's Logger, fastpath's
-// middlewares alone and together, and otelhttp with the same SDK providers.
+// a chi router, in one run: the bare router, chi's Logger, and fastpath's
+// middlewares alone and together. The comparison with otelhttp and httplog,
+// which this module does not depend on, is in the tools module
+// (tools/perrequest), on the same harness.
 func BenchmarkStack(b *testing.B) {
 	chiLogger := chimw.RequestLogger(&chimw.DefaultLogFormatter{
 		Logger:  log.New(io.Discard, "", log.LstdFlags),
 		NoColor: true,
 	})
 	jsonLog := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	b.Run("bare", func(b *testing.B) { runBench(b, benchRouter()) })
-	b.Run("chi.Logger", func(b *testing.B) { runBench(b, benchRouter(chiLogger)) })
-	b.Run("fastpath/Logger", func(b *testing.B) { runBench(b, benchRouter(Logger(jsonLog))) })
+	b.Run("bare", func(b *testing.B) { benchkit.Run(b, benchkit.Router()) })
+	b.Run("chi.Logger", func(b *testing.B) { benchkit.Run(b, benchkit.Router(chiLogger)) })
+	b.Run("fastpath/Logger", func(b *testing.B) { benchkit.Run(b, benchkit.Router(Logger(jsonLog))) })
 	b.Run("fastpath/Metrics", func(b *testing.B) {
-		mp, _ := benchProviders(b)
-		runBench(b, benchRouter(Metrics(WithMeterProvider(mp))))
+		mp, _ := benchkit.Providers(b)
+		benchkit.Run(b, benchkit.Router(Metrics(WithMeterProvider(mp))))
 	})
 	b.Run("fastpath/Tracing", func(b *testing.B) {
-		_, tp := benchProviders(b)
-		runBench(b, benchRouter(Tracing(WithTracerProvider(tp))))
+		_, tp := benchkit.Providers(b)
+		benchkit.Run(b, benchkit.Router(Tracing(WithTracerProvider(tp))))
 	})
 	b.Run("fastpath/Logger+Metrics", func(b *testing.B) {
-		mp, _ := benchProviders(b)
-		runBench(b, benchRouter(Metrics(WithMeterProvider(mp)), Logger(jsonLog)))
+		mp, _ := benchkit.Providers(b)
+		benchkit.Run(b, benchkit.Router(Metrics(WithMeterProvider(mp)), Logger(jsonLog)))
 	})
 	b.Run("fastpath/Logger+Metrics+Tracing", func(b *testing.B) {
-		mp, tp := benchProviders(b)
-		runBench(b, benchRouter(Tracing(WithTracerProvider(tp)), Metrics(WithMeterProvider(mp)), Logger(jsonLog)))
-	})
-	b.Run("otelhttp", func(b *testing.B) {
-		mp, tp := benchProviders(b)
-		runBench(b, benchRouter(otelhttp.NewMiddleware("server",
-			otelhttp.WithMeterProvider(mp), otelhttp.WithTracerProvider(tp))))
+		mp, tp := benchkit.Providers(b)
+		benchkit.Run(b, benchkit.Router(Tracing(WithTracerProvider(tp)), Metrics(WithMeterProvider(mp)), Logger(jsonLog)))
 	})
 }
 
@@ -140,7 +73,7 @@ func BenchmarkStack(b *testing.B) {
 // conventions' attributes, and one slog JSON record with Logger's keys.
 func BenchmarkFloor(b *testing.B) {
 	b.Run("sdk-span", func(b *testing.B) {
-		_, tp := benchProviders(b)
+		_, tp := benchkit.Providers(b)
 		tr := tp.Tracer("floor")
 		ctx := context.Background()
 		start := []attribute.KeyValue{

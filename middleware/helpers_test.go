@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 // logCapture is a slog.Handler that keeps every record it is given.
@@ -87,11 +88,7 @@ func startServer(t *testing.T, h http.Handler, zeroCopy bool) *httptest.Server {
 // temporary directory and returns its path and contents.
 func writeTestFile(t testing.TB, name string, size int) (string, []byte) {
 	t.Helper()
-	data := make([]byte, size)
-	rng := rand.New(rand.NewPCG(1, uint64(size)))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
+	data := testutil.RandomBytes(size)
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)

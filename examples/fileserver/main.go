@@ -7,14 +7,17 @@
 // (Prometheus text format), /healthz. Request logs are JSON lines on standard
 // output; traces and metrics also go over OTLP when the standard OTEL_*
 // environment variables ask for it. SIGINT or SIGTERM shuts it down
-// gracefully. The flags, telemetry and server setup it shares with
-// examples/servemux are in examples/internal/app.
+// gracefully.
+//
+// The fastpath wiring a service copies is all in run below; flags, the SDK
+// setup and the http.Server with its timeouts are in examples/internal/app.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -23,8 +26,11 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/fastpath-go/fastpath/examples/internal/app"
+	"github.com/fastpath-go/fastpath/handlers"
+	"github.com/fastpath-go/fastpath/middleware"
 )
 
 func main() {
@@ -38,13 +44,48 @@ func main() {
 
 // run serves until ctx is done; ready, when not nil, learns the address.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(net.Addr)) error {
-	return app.Run(ctx, "fileserver", args, stdout, stderr, ready, func(env app.Env) http.Handler {
-		r := chi.NewRouter()
-		r.Use(chimw.RequestID) // before Logger, so records carry request_id
-		r.Use(env.Middleware...)
-		r.Get("/healthz", app.Healthz)
-		r.Handle("/metrics", env.Metrics)
-		r.Handle("/files/*", http.StripPrefix("/files", env.Files))
-		return r
+	cfg, err := app.ParseFlags("fileserver", args, stderr)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+
+	// SDK providers: Prometheus on /metrics, OTLP when OTEL_* asks for it.
+	tel, err := app.NewTelemetry(ctx, "fastpath-fileserver")
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.Background())
+	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+
+	// Health checks and scrapes are not traffic worth recording.
+	skip := middleware.WithSkip(func(r *http.Request) bool {
+		return r.URL.Path == "/healthz" || r.URL.Path == "/metrics"
 	})
+	r := chi.NewRouter()
+	r.Use(chimw.RequestID) // before Logger, so records carry request_id
+	r.Use(
+		// Tracing first: Metrics and Logger then see its span, so exemplars
+		// and log records carry the trace id.
+		middleware.Tracing(skip,
+			middleware.WithTracerProvider(tel.TracerProvider),
+			middleware.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))),
+		middleware.Metrics(skip, middleware.WithMeterProvider(tel.MeterProvider)),
+		middleware.Logger(logger, skip),
+	)
+	r.Get("/healthz", app.Healthz)
+	r.Handle("/metrics", tel.Prometheus)
+	r.Handle("/files/*", http.StripPrefix("/files", handlers.FileServer(root, cfg.FileOptions()...)))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	// Listener lets the middleware report, per request, the bytes the
+	// kernel sent by sendfile (fastpath.response.sendfile.size).
+	return app.Serve(ctx, cfg, middleware.Listener(ln), r, logger, stderr, ready)
 }

@@ -1,17 +1,21 @@
 // Package testutil holds small pieces the project's tests and measuring
-// commands share: a buffer a server may write while a test reads it, the
-// naive byte-counting ResponseWriter, and a description of the machine.
+// commands share: a buffer a server may write while a test reads it, test
+// files of random bytes, the naive byte-counting ResponseWriter, and a
+// description of the machine.
 package testutil
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // LockedBuffer is a bytes.Buffer that one goroutine (a logger, a process
@@ -84,4 +88,24 @@ func Machine() string {
 		kernel += " " + strings.TrimSpace(string(b))
 	}
 	return fmt.Sprintf("%s, %d cores, %s", model, cores, kernel)
+}
+
+// RandomBytes returns size pseudo-random bytes, the same for the same size.
+func RandomBytes(size int) []byte {
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(3, uint64(size)))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	return data
+}
+
+// WriteRandomFile writes RandomBytes(size) to dir/name and returns them.
+func WriteRandomFile(tb testing.TB, dir, name string, size int) []byte {
+	tb.Helper()
+	data := RandomBytes(size)
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return data
 }

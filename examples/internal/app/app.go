@@ -1,7 +1,8 @@
-// Package app is what the example servers share: flags, OpenTelemetry
-// providers (Prometheus on /metrics, OTLP when the standard environment asks
-// for it), the fastpath middleware, and a server with timeouts and graceful
-// shutdown, served through middleware.Listener.
+// Package app is the plumbing the example servers share and that has nothing
+// to do with fastpath itself: flags, the OpenTelemetry SDK providers
+// (Prometheus on /metrics, OTLP when the standard environment asks for it),
+// and an http.Server with timeouts and graceful shutdown. The fastpath wiring
+// (middleware order, providers, Listener) is in each example's main.go.
 package app
 
 import (
@@ -25,7 +26,6 @@ import (
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -35,7 +35,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fastpath-go/fastpath/handlers"
-	"github.com/fastpath-go/fastpath/middleware"
 )
 
 // Config is what the flags set.
@@ -142,58 +141,6 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return errors.Join(t.TracerProvider.Shutdown(ctx), t.MeterProvider.Shutdown(ctx))
 }
 
-// Middleware returns the fastpath stack an example mounts: Tracing, Metrics
-// and Logger (JSON to logs), skipping the health check and metrics scrapes.
-func (t *Telemetry) Middleware(logger *slog.Logger) []func(http.Handler) http.Handler {
-	skip := middleware.WithSkip(func(r *http.Request) bool {
-		return r.URL.Path == "/healthz" || r.URL.Path == "/metrics"
-	})
-	return []func(http.Handler) http.Handler{
-		middleware.Tracing(skip, middleware.WithTracerProvider(t.TracerProvider),
-			middleware.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))),
-		middleware.Metrics(skip, middleware.WithMeterProvider(t.MeterProvider)),
-		middleware.Logger(logger, skip),
-	}
-}
-
-// Env is what an example's routes are built from.
-type Env struct {
-	// Files serves the -root directory (handlers.FileServer with the options
-	// the flags ask for); mount it under /files/ with http.StripPrefix.
-	Files http.Handler
-	// Middleware is the fastpath stack: Tracing, Metrics and Logger.
-	Middleware []func(http.Handler) http.Handler
-	// Metrics serves the Prometheus text format.
-	Metrics http.Handler
-}
-
-// Run is an example's main: it parses the flags, opens the root directory,
-// sets up JSON logs on stdout and the OpenTelemetry providers, builds the
-// handler with routes, and serves it until ctx is done (see Serve).
-func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer, ready func(net.Addr), routes func(Env) http.Handler) error {
-	cfg, err := ParseFlags(name, args, stderr)
-	if err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(cfg.Root)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
-	tel, err := NewTelemetry(ctx, "fastpath-"+name)
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.Background())
-	h := routes(Env{
-		Files:      handlers.FileServer(root, cfg.FileOptions()...),
-		Middleware: tel.Middleware(logger),
-		Metrics:    tel.Prometheus,
-	})
-	return Serve(ctx, cfg, h, logger, stderr, ready)
-}
-
 // Healthz answers health checks.
 func Healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -208,8 +155,7 @@ const (
 	IdleTimeout = 2 * time.Minute  // between requests on a kept-alive connection
 )
 
-// Serve listens on cfg.Addr and serves h through middleware.Listener until
-// ctx is done, then shuts down gracefully: in-flight requests get
+// Serve serves h on ln until ctx is done, then shuts down gracefully: in-flight requests get
 // cfg.ShutdownTimeout to finish, after which the remaining connections are
 // closed. It prints where it listens, and a curl command to try, to stderr;
 // ready, when not nil, is called with the address once the server accepts
@@ -218,15 +164,16 @@ const (
 // A connection closed before it delivered a complete request (a client that
 // never finished its headers and was cut off by cfg.ReadHeaderTimeout, say)
 // never reaches the middleware, so Serve logs it itself.
-func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger, stderr io.Writer, ready func(net.Addr)) error {
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
+func Serve(ctx context.Context, cfg Config, ln net.Listener, h http.Handler, logger *slog.Logger, stderr io.Writer, ready func(net.Addr)) error {
 	// served marks, per connection, whether a request reached the handler.
 	var conns sync.Map // net.Conn -> *atomic.Bool
+	// active counts the handlers running, so the records of responses cut
+	// off at shutdown are written before the process exits.
+	var active sync.WaitGroup
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			active.Add(1)
+			defer active.Done()
 			if served, ok := r.Context().Value(servedKey{}).(*atomic.Bool); ok {
 				served.Store(true)
 			}
@@ -268,7 +215,7 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 		defer stop()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(middleware.Listener(ln)) }()
+	go func() { errc <- srv.Serve(ln) }()
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -279,17 +226,42 @@ func Serve(ctx context.Context, cfg Config, h http.Handler, logger *slog.Logger,
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Downloads that did not finish in time are cut off; the
 		// middleware records them as aborted as their handlers return.
 		logger.Warn("shutdown timeout: closing the connections still open", "timeout", cfg.ShutdownTimeout)
 		err = srv.Close()
+		// Close does not wait for handlers; a handler on a closed
+		// connection fails its next write (or sees its request context
+		// canceled) and returns.
+		if !waitTimeout(&active, handlerGrace) {
+			logger.Error("shutdown: handlers still running after their connections were closed", "grace", handlerGrace)
+		}
 	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// handlerGrace bounds the wait for handlers once their connections are
+// closed at shutdown: a handler that ignores both its failing writes and its
+// request context must not keep the process alive forever.
+const handlerGrace = 30 * time.Second
+
+// waitTimeout waits for wg, and reports false if d passed first.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // servedKey is the context key of a connection's served flag.

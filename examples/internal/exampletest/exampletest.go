@@ -140,7 +140,7 @@ func Check(t *testing.T, run RunFunc, route string, chi bool) {
 	// The client can hold a sendfile body before its handler has recorded
 	// it; wait for the scrape to catch up.
 	var families map[string]*dto.MetricFamily
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(time.Minute); ; {
 		_, body = get("/metrics")
 		p := expfmt.NewTextParser(model.UTF8Validation)
 		var err error

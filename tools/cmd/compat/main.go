@@ -25,9 +25,9 @@
 //
 // Usage, from the module root:
 //
-//	go run ./integration/cmd/compat              # writes docs/compat.md
-//	go run ./integration/cmd/compat -o other.md  # writes elsewhere
-//	go run ./integration/cmd/compat -check       # compares, exit status 1 on a difference
+//	go run ./tools/cmd/compat              # writes docs/compat.md
+//	go run ./tools/cmd/compat -o other.md  # writes elsewhere
+//	go run ./tools/cmd/compat -check       # compares, exit status 1 on a difference
 //
 // The command serves on 127.0.0.1 only and needs Linux, where sendfile(2) is
 // what net/http uses.
@@ -67,7 +67,7 @@ func main() {
 			os.Exit(1)
 		}
 		if d := diff(string(old), doc); d != "" {
-			fmt.Fprintf(os.Stderr, "compat: %s is out of date (regenerate with go run ./integration/cmd/compat):\n%s", *out, d)
+			fmt.Fprintf(os.Stderr, "compat: %s is out of date (regenerate with go run ./tools/cmd/compat):\n%s", *out, d)
 			os.Exit(1)
 		}
 		fmt.Fprintf(os.Stderr, "compat: %s is up to date (%.1fs)\n", *out, time.Since(start).Seconds())

@@ -1,4 +1,4 @@
-package integration
+package main
 
 import (
 	"bytes"
@@ -19,10 +19,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
 var (
-	loadDuration = flag.Duration("load", 0, "run TestLoad for this long (0: a short smoke run)")
+	loadDuration = flag.Duration("load", 0, "run TestLoad for this long (0: a short smoke run of a fixed number of requests)")
 	loadClients  = flag.Int("load.clients", 200, "concurrent clients for -load")
 	loadFileSize = flag.Int("load.size", 256<<20, "size of the large file for -load, in bytes")
 )
@@ -53,16 +55,18 @@ type loadResult struct {
 // 404s and clients that disconnect mid-transfer, then checks: no 5xx, no
 // panic, every completed body exact, bytes recorded equal to bytes received,
 // goroutines back to their baseline, and a heap that does not grow with the
-// bytes served. By default it is a short smoke run; the full run is
+// bytes served. By default it is a smoke run of a fixed number of requests
+// (the same mix every time, however fast the machine); the full run is
 //
-//	go test ./integration -run TestLoad -load 60s -v
+//	go test ./examples/fileserver -run TestLoad -load 60s -v
 func TestLoad(t *testing.T) {
 	duration, clients, size := *loadDuration, *loadClients, *loadFileSize
+	perClient := 0 // requests per client; 0 means until duration is over
 	if duration == 0 {
-		duration, clients, size = 3*time.Second, 20, 16<<20
+		clients, size, perClient = 20, 16<<20, 8
 	}
 	root := t.TempDir()
-	data := writeFile(t, root, "big.bin", size)
+	data := testutil.WriteRandomFile(t, root, "big.bin", size)
 	crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
 	e := startExample(t, root)
 	baseline := e.goroutines(t)
@@ -82,15 +86,19 @@ func TestLoad(t *testing.T) {
 		seq     atomic.Int64
 		peakG   atomic.Int64
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if perClient == 0 {
+		ctx, cancel = context.WithTimeout(ctx, duration)
+	}
 	defer cancel()
+	begun := time.Now()
 	var wg sync.WaitGroup
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 99))
-			for ctx.Err() == nil {
+			for n := 0; ctx.Err() == nil && (perClient == 0 || n < perClient); n++ {
 				r := loadRequest(client, e.base, etag, data, crc, rng, fmt.Sprintf("load-%d", seq.Add(1)))
 				mu.Lock()
 				results = append(results, r)
@@ -99,8 +107,9 @@ func TestLoad(t *testing.T) {
 		}()
 	}
 	// Sample the server's goroutines while the load runs.
+	sampling, stopSampling := context.WithCancel(ctx)
 	go func() {
-		for ctx.Err() == nil {
+		for sampling.Err() == nil {
 			if n := int64(e.goroutinesOrZero()); n > peakG.Load() {
 				peakG.Store(n)
 			}
@@ -108,6 +117,8 @@ func TestLoad(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+	stopSampling()
+	duration = time.Since(begun)
 	tr.CloseIdleConnections()
 	after := e.settle(t, baseline)
 	goroutineDump := e.get(t, "/debug/pprof/goroutine?debug=1")

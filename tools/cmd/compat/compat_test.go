@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 // the committed docs/compat.md, leaving out the machine, Go version, date
 // and file size lines. Regenerate with
 //
-//	go test ./integration/cmd/compat -run TestGolden -update
+//	go test ./tools/cmd/compat -run TestGolden -update
 func TestGolden(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -53,10 +53,10 @@ func TestGolden(t *testing.T) {
 	}
 	old, err := os.ReadFile(docPath)
 	if err != nil {
-		t.Fatalf("%v (generate it with go test ./integration/cmd/compat -update)", err)
+		t.Fatalf("%v (generate it with go test ./tools/cmd/compat -update)", err)
 	}
 	if d := diff(string(old), doc); d != "" {
-		t.Errorf("%s no longer matches the code; regenerate it with go test ./integration/cmd/compat -update (or go run ./integration/cmd/compat) and review:\n%s", docPath, d)
+		t.Errorf("%s no longer matches the code; regenerate it with go test ./tools/cmd/compat -update (or go run ./tools/cmd/compat) and review:\n%s", docPath, d)
 	}
 }
 

@@ -1,4 +1,4 @@
-package integration
+package main
 
 import (
 	"bufio"
@@ -151,7 +151,7 @@ func (e *example) goroutines(t *testing.T) int {
 func (e *example) settle(t *testing.T, want int) int {
 	t.Helper()
 	var n int
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if n = e.goroutines(t); n <= want {
 			break
 		}
