@@ -31,9 +31,8 @@ const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
 // none was observed), http.route (a pattern, never a raw path),
-// network.protocol.version and error.type (the status code for 5xx,
-// "aborted" for responses that did not complete, "panic" for a handler
-// panic). http.server.active_requests carries the method and scheme only.
+// network.protocol.version and error.type (the status code for 5xx, or one
+// of the ErrorType values for a response that did not complete). http.server.active_requests carries the method and scheme only.
 // Response body sizes are right for files served through ReadFrom.
 //
 // Values are recorded with the request context, so an SDK that samples
@@ -101,16 +100,20 @@ func handleErr(err error) {
 }
 
 func (m *metrics) start(rec *record, r *http.Request) *http.Request {
-	e := m.sets.get(attrKey{method: requestMethod(r.Method), scheme: urlScheme(r)})
-	rec.active = e
-	m.active.Add(r.Context(), 1, e.add...)
+	m.active.Add(r.Context(), 1, m.sets.get(activeKey(r)).add...)
 	return r
+}
+
+// activeKey is the attribute key of http.server.active_requests: r's method
+// and scheme, which are the same when a request ends as when it starts.
+func activeKey(r *http.Request) attrKey {
+	return attrKey{method: requestMethod(r.Method), scheme: urlScheme(r)}
 }
 
 func (m *metrics) end(rec *record, r *http.Request) {
 	method, scheme := requestMethod(r.Method), urlScheme(r)
 	ctx := spanContext(r.Context(), rec)
-	m.active.Add(ctx, -1, rec.active.add...)
+	m.active.Add(ctx, -1, m.sets.get(activeKey(r)).add...)
 
 	e := m.sets.get(attrKey{
 		method:  method,

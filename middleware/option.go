@@ -25,7 +25,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config is the resolved set of options of one middleware.
 type config struct {
 	skip    func(*http.Request) bool
-	level   func(status int, aborted bool) slog.Level
+	level   func(status int, errorType string) slog.Level
 	headers []loggedHeader
 	query   bool
 	proxy   *trustedProxy
@@ -59,13 +59,15 @@ func WithSkip(skip func(r *http.Request) bool) Option {
 	return optionFunc(func(c *config) { c.skip = skip })
 }
 
-// WithLevel sets how Logger chooses a record's level from the response status
-// and whether the response was aborted (the client went away before the body
-// was complete, a write failed, the body fell short of its Content-Length, or
-// the handler panicked after the headers were sent). The default logs Info
-// below 400, Warn for 4xx, and Error for 5xx and for aborted responses. A
-// status of 0 means none was observed (a hijacked connection).
-func WithLevel(level func(status int, aborted bool) slog.Level) Option {
+// WithLevel sets how Logger chooses a record's level from the response
+// status and its error.type: "" for a response that completed, else the
+// status code of a 5xx or one of the ErrorType constants. A status of 0 means
+// none was observed (a hijacked connection). The default logs Error for 5xx
+// and for responses cut short through the server's fault, Warn for a send
+// timeout and for 4xx, and Info for the rest, a client that left early
+// included: on a download or video server, clients that cancel (a player
+// seeking) are normal traffic.
+func WithLevel(level func(status int, errorType string) slog.Level) Option {
 	return optionFunc(func(c *config) {
 		if level != nil {
 			c.level = level
@@ -73,9 +75,15 @@ func WithLevel(level func(status int, aborted bool) slog.Level) Option {
 	})
 }
 
-func defaultLevel(status int, aborted bool) slog.Level {
+func defaultLevel(status int, errorType string) slog.Level {
 	switch {
-	case aborted || status >= 500:
+	case status >= 500:
+		return slog.LevelError
+	case errorType == ErrorTypeClientAborted:
+		return slog.LevelInfo
+	case errorType == ErrorTypeSendTimeout:
+		return slog.LevelWarn
+	case errorType != "":
 		return slog.LevelError
 	case status >= 400:
 		return slog.LevelWarn

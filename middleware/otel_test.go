@@ -406,7 +406,7 @@ func TestTelemetryAbortedDownload(t *testing.T) {
 		attribute.String("network.protocol.version", "1.1"),
 		attribute.Int("http.response.status_code", 200),
 		attribute.String("http.route", "/files/{name}"),
-		attribute.String("error.type", "aborted"),
+		attribute.String("error.type", ErrorTypeClientAborted),
 	})
 	ms := tel.collect(t)
 	body := histogramPoints(t, ms["http.server.response.body.size"])
@@ -427,8 +427,8 @@ func TestTelemetryAbortedDownload(t *testing.T) {
 			errType = kv.Value.AsString()
 		}
 	}
-	if errType != "aborted" {
-		t.Errorf("span error.type %q, want aborted", errType)
+	if errType != ErrorTypeClientAborted {
+		t.Errorf("span error.type %q, want %s", errType, ErrorTypeClientAborted)
 	}
 }
 
@@ -527,7 +527,7 @@ func TestTracingShortBody(t *testing.T) {
 			errType = kv.Value.AsString()
 		}
 	}
-	if errType != "aborted" {
-		t.Errorf("error.type %q, want aborted", errType)
+	if errType != ErrorTypeShortBody {
+		t.Errorf("error.type %q, want %s", errType, ErrorTypeShortBody)
 	}
 }

@@ -15,16 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Span attribute keys fastpath adds to the conventions' own.
-const (
-	// SendfileSizeKey is the log key and span attribute holding the response
-	// body bytes sent by sendfile(2); present only with Listener.
-	SendfileSizeKey = "fastpath.response.sendfile.size"
-	// HijackedKey is the log key and span attribute set to true when the
-	// handler hijacked the connection.
-	HijackedKey = "fastpath.hijacked"
-)
-
 // Tracing returns middleware that starts an OpenTelemetry server span for
 // each request, continuing the trace the request's headers carry (extracted
 // with WithPropagators, or the global propagators).
@@ -40,13 +30,13 @@ const (
 // fastpath.response.sendfile.size. Query strings are added (url.query) only
 // with WithURLQuery.
 //
-// The span status is Error for 5xx responses, handler panics and bodies that
-// fell short of their Content-Length (a file truncated as it was sent), and is
-// left unset otherwise: 4xx responses are the client's doing, and so is a
-// client that goes away, which is marked with error.type "aborted" instead. A panic
-// is recorded as an "exception" event, with the stack, and re-raised. The span
-// starts and ends at the same instants as the request duration Metrics
-// records, so the two agree exactly.
+// The span status is Error for 5xx responses and for responses aborted
+// through the server's fault (every error.type but client_aborted; see the
+// package documentation), with a description of the cause, and is left unset
+// otherwise: 4xx responses are the client's doing, and so is a client that
+// goes away. A panic is recorded as an "exception" event, with the stack,
+// and re-raised. The span starts and ends at the same instants as the
+// request duration Metrics records, so the two agree exactly.
 func Tracing(opts ...Option) func(http.Handler) http.Handler {
 	cfg := newConfig(opts)
 	tp := cfg.tracerProvider
@@ -167,7 +157,7 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	span.SetAttributes(attrs...)
 
 	switch {
-	case errType == errorTypePanic:
+	case errType == ErrorTypePanic:
 		msg := fmt.Sprint(rec.panicVal)
 		span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
 			semconv.ExceptionType(fmt.Sprintf("%T", rec.panicVal)),
@@ -179,12 +169,19 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		span.SetStatus(codes.Error, msg)
 	case status >= 500:
 		span.SetStatus(codes.Error, "")
-	case rec.short() && rec.writeErr == nil && !rec.clientGone:
-		// Nothing failed on the client's side: the handler sent less than
-		// it declared (a file truncated while it was sent, say).
-		span.SetStatus(codes.Error, "response body shorter than its Content-Length")
+	case serverFault(errType):
+		span.SetStatus(codes.Error, errorDescriptions[errType])
 	}
 	span.End(trace.WithTimestamp(rec.end))
+}
+
+// errorDescriptions are the span status descriptions of the error types
+// that are the server's concern.
+var errorDescriptions = map[string]string{
+	ErrorTypeSendTimeout:    "send timeout: the client stopped reading",
+	ErrorTypeWriteError:     "writing the response failed",
+	ErrorTypeShortBody:      "response body shorter than its Content-Length",
+	ErrorTypeHandlerAborted: "the handler aborted the response",
 }
 
 // splitHostPort splits "host:port", "[v6]:port" or a bare host; port is 0

@@ -1,0 +1,60 @@
+package middleware
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// observer is one fastpath middleware's part in a request.
+type observer interface {
+	// start runs before the next handler and returns the request to pass on.
+	start(rec *record, r *http.Request) *http.Request
+	// end runs once the next handler has returned or panicked; r is the
+	// request start returned.
+	end(rec *record, r *http.Request)
+}
+
+// handler runs next with the request's shared record and reports to obs.
+type handler struct {
+	next   http.Handler
+	routes chi.Routes // next itself, when it is a chi router
+	skip   func(*http.Request) bool
+	obs    observer
+}
+
+func newHandler(next http.Handler, cfg *config, obs observer) http.Handler {
+	h := &handler{next: next, skip: cfg.skip, obs: obs}
+	h.routes, _ = next.(chi.Routes)
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.skip != nil && h.skip(r) {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	rec, w, passed := begin(w, r, h.routes)
+	passed = h.obs.start(rec, passed)
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// A panic is recorded, reported and re-raised unchanged, so an outer
+		// recoverer and net/http see it (http.ErrAbortHandler included). The
+		// original frames are still on the stack while this runs, so a stack
+		// trace taken further out still shows where it happened.
+		v := recover()
+		rec.recovered(v)
+		rec.finish(passed, r.Context())
+		h.obs.end(rec, passed)
+		if v != nil {
+			panic(v)
+		}
+	}()
+	h.next.ServeHTTP(w, passed)
+	returned = true
+	rec.finish(passed, r.Context())
+	h.obs.end(rec, passed)
+}
