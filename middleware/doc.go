@@ -90,6 +90,18 @@
 // middleware must wrap the router itself (not another wrapper around it), as
 // it supplies the router's routing context.
 //
+// For other routers, WithRoute takes the route from a function of the
+// request; gorilla/mux, for one, keeps its matched route in the request it
+// hands its middleware, so mount fastpath there with r.Use.
+//
+// # Adding to what is recorded
+//
+// WithAttributes adds attributes of your own, computed once the handler has
+// returned, to the signal of each middleware given the option: the log
+// record, the span, or every measurement (where each distinct value is a time
+// series, so values must come from a small fixed set). WithSpanName names
+// spans other than "{method} {route}".
+//
 // # Zero-copy accounting
 //
 // Serve through Listener to learn, per request, how many bytes the kernel sent

@@ -19,18 +19,18 @@ type observer interface {
 type handler struct {
 	next   http.Handler
 	routes chi.Routes // next itself, when it is a chi router
-	skip   func(*http.Request) bool
+	cfg    *config
 	obs    observer
 }
 
 func newHandler(next http.Handler, cfg *config, obs observer) http.Handler {
-	h := &handler{next: next, skip: cfg.skip, obs: obs}
+	h := &handler{next: next, cfg: cfg, obs: obs}
 	h.routes, _ = next.(chi.Routes)
 	return h
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.skip != nil && h.skip(r) {
+	if h.cfg.skip != nil && h.cfg.skip(r) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
@@ -47,7 +47,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// trace taken further out still shows where it happened.
 		v := recover()
 		rec.recovered(v)
-		rec.finish(passed, r.Context())
+		rec.finish(passed, r.Context(), h.cfg)
 		h.obs.end(rec, passed)
 		if v != nil {
 			panic(v)
@@ -55,6 +55,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	h.next.ServeHTTP(w, passed)
 	returned = true
-	rec.finish(passed, r.Context())
+	rec.finish(passed, r.Context(), h.cfg)
 	h.obs.end(rec, passed)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -140,5 +141,43 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, slog.Int64(SendfileSizeKey, n))
 	}
+	if o.cfg.attrs != nil {
+		attrs = appendExtra(attrs, o.cfg.attrs(r))
+	}
 	l.LogAttrs(ctx, level, logMessage, attrs...)
+}
+
+// appendExtra appends the WithAttributes attributes to a record's, leaving
+// out any whose key the record already has: fastpath's own win, and a log
+// line never carries a key twice.
+func appendExtra(attrs []slog.Attr, extra []attribute.KeyValue) []slog.Attr {
+next:
+	for _, kv := range extra {
+		key := string(kv.Key)
+		for _, a := range attrs {
+			if a.Key == key {
+				continue next
+			}
+		}
+		attrs = append(attrs, slogAttr(kv))
+	}
+	return attrs
+}
+
+// slogAttr converts an OpenTelemetry attribute to a slog one of the same
+// kind.
+func slogAttr(kv attribute.KeyValue) slog.Attr {
+	key := string(kv.Key)
+	switch kv.Value.Type() {
+	case attribute.BOOL:
+		return slog.Bool(key, kv.Value.AsBool())
+	case attribute.INT64:
+		return slog.Int64(key, kv.Value.AsInt64())
+	case attribute.FLOAT64:
+		return slog.Float64(key, kv.Value.AsFloat64())
+	case attribute.STRING:
+		return slog.String(key, kv.Value.AsString())
+	default: // slices
+		return slog.Any(key, kv.Value.AsInterface())
+	}
 }

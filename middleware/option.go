@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -29,6 +30,10 @@ type config struct {
 	headers []loggedHeader
 	query   bool
 	proxy   *trustedProxy
+
+	route    func(*http.Request) string
+	spanName func(r *http.Request, route string) string
+	attrs    func(*http.Request) []attribute.KeyValue
 
 	meterProvider  metric.MeterProvider
 	tracerProvider trace.TracerProvider
@@ -170,4 +175,66 @@ func WithTrustedProxy(header string, proxies ...netip.Prefix) Option {
 		p.proxies = append(p.proxies, pfx.Masked())
 	}
 	return optionFunc(func(c *config) { c.proxy = p })
+}
+
+// WithRoute makes the middleware take http.route from route when chi and
+// ServeMux do not supply one: for other routers. route runs once the handler
+// has returned, with the request the middleware passed on, and returns the
+// pattern that matched ("/users/{id}"), or "" for none. It must return a
+// pattern, never the raw path: the route is an attribute of every metric,
+// and a raw path makes their cardinality unbounded.
+//
+// Routers that keep the matched route in the context of the request they
+// hand their handlers are read from inside: mount the middleware within the
+// router, as with gorilla/mux's r.Use, and read the route there:
+//
+//	r := mux.NewRouter()
+//	r.Use(middleware.Logger(l, middleware.WithRoute(func(r *http.Request) string {
+//		if rt := mux.CurrentRoute(r); rt != nil {
+//			tmpl, _ := rt.GetPathTemplate()
+//			return tmpl
+//		}
+//		return ""
+//	})))
+//
+// The route is decided once per request, by the innermost fastpath
+// middleware that finds one, and shared by the others.
+func WithRoute(route func(r *http.Request) string) Option {
+	return optionFunc(func(c *config) { c.route = route })
+}
+
+// WithSpanName makes Tracing name its spans with name instead of the
+// conventions' "{method} {route}". name is called when the span starts, with
+// the route known then (often ""), and again once the handler has returned,
+// with the route that matched; the span is renamed if the name changed. Like
+// the default, a name must not contain the raw path or other unbounded
+// values: backends group spans by name.
+func WithSpanName(name func(r *http.Request, route string) string) Option {
+	return optionFunc(func(c *config) { c.spanName = name })
+}
+
+// WithAttributes makes the middleware add the attributes attrs returns to
+// what it records for each request: Logger adds them to the log record,
+// Tracing to the span, Metrics to the attributes of every measurement but
+// http.server.active_requests. attrs runs once the handler has returned, with
+// the request the middleware passed on (values a handler keeps in a holder in
+// the request context are visible to it). Give the option to the middlewares
+// whose signals should carry the attributes.
+//
+// For Metrics, every distinct set of values is a time series of its own:
+// return values from a small, fixed set (a tenant tier, an API version),
+// never ids, names or paths. Logs and spans have no such limit.
+func WithAttributes(attrs func(r *http.Request) []attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.attrs = attrs })
+}
+
+// routeOf returns the route of passed: from WithRoute's function if it
+// gives one, else chi's or ServeMux's.
+func (c *config) routeOf(passed *http.Request) string {
+	if c.route != nil {
+		if route := c.route(passed); route != "" {
+			return route
+		}
+	}
+	return routeOf(passed)
 }

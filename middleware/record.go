@@ -173,8 +173,8 @@ func (rec *record) wrote(n int64, err error) {
 // finish is called by every fastpath middleware when its next handler has
 // returned or panicked. passed is the request it handed down (the router sets
 // the route on it); ctx is the request context it received (net/http cancels
-// it when the client goes away).
-func (rec *record) finish(passed *http.Request, ctx context.Context) {
+// it when the client goes away); cfg is the middleware's configuration.
+func (rec *record) finish(passed *http.Request, ctx context.Context, cfg *config) {
 	if rec.end.IsZero() {
 		rec.end = now()
 		rec.declared = -1
@@ -183,7 +183,7 @@ func (rec *record) finish(passed *http.Request, ctx context.Context) {
 		}
 	}
 	if rec.route == "" {
-		rec.route = routeOf(passed)
+		rec.route = cfg.routeOf(passed)
 	}
 	if !rec.clientGone && errors.Is(ctx.Err(), context.Canceled) && !rec.complete() {
 		rec.clientGone = true

@@ -93,6 +93,9 @@ func (t *tracing) start(rec *record, r *http.Request) *http.Request {
 		name += " " + route
 		attrs = append(attrs, semconv.HTTPRoute(route))
 	}
+	if t.cfg.spanName != nil {
+		name = t.cfg.spanName(r, route)
+	}
 	if t.cfg.query && r.URL.RawQuery != "" {
 		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
 	}
@@ -139,7 +142,16 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	}
 	if rec.route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(rec.route))
+	}
+	switch {
+	case t.cfg.spanName != nil:
+		span.SetName(t.cfg.spanName(r, rec.route))
+	case rec.route != "":
 		span.SetName(spanMethod(requestMethod(r.Method)) + " " + rec.route)
+	}
+	if t.cfg.attrs != nil {
+		// Before fastpath's own, so that those win on a shared key.
+		span.SetAttributes(t.cfg.attrs(r)...)
 	}
 	attrs = append(attrs, // int64, not semconv's int helpers: bodies pass 2 GiB
 		semconv.HTTPRequestBodySizeKey.Int64(rec.reqBody.Load()),
