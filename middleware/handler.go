@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -8,8 +9,11 @@ import (
 
 // observer is one fastpath middleware's part in a request.
 type observer interface {
-	// start runs before the next handler and returns the request to pass on.
-	start(rec *record, r *http.Request) *http.Request
+	// start runs before the next handler, with the request the middleware
+	// received and the context it will pass on, and returns that context,
+	// possibly with more in it. The request is made once, from the context
+	// all have added to.
+	start(rec *record, r *http.Request, ctx context.Context) context.Context
 	// end runs once the next handler has returned or panicked; r is the
 	// request start returned.
 	end(rec *record, r *http.Request)
@@ -34,8 +38,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	rec, w, passed := begin(w, r, h.routes)
-	passed = h.obs.start(rec, passed)
+	rec, w, ctx, created := begin(w, r, h.routes)
+	passed := r
+	if ctx = h.obs.start(rec, r, ctx); ctx != r.Context() {
+		passed = r.WithContext(ctx)
+		if created && passed.Body != nil && passed.Body != http.NoBody {
+			passed.Body = &countingBody{ReadCloser: passed.Body, n: &rec.reqBody}
+		}
+	}
 	returned := false
 	defer func() {
 		if returned {

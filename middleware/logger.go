@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -60,7 +62,9 @@ type logger struct {
 	cfg *config
 }
 
-func (o *logger) start(_ *record, r *http.Request) *http.Request { return r }
+func (o *logger) start(_ *record, _ *http.Request, ctx context.Context) context.Context {
+	return ctx
+}
 
 func (o *logger) end(rec *record, r *http.Request) {
 	l := o.l
@@ -123,9 +127,8 @@ func (o *logger) end(rec *record, r *http.Request) {
 	}
 	ctx = spanContext(ctx, rec) // Tracing may run inside this Logger
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		attrs = append(attrs,
-			slog.String(keyTraceID, sc.TraceID().String()),
-			slog.String(keySpanID, sc.SpanID().String()))
+		traceID, spanID := hexIDs(sc)
+		attrs = append(attrs, slog.String(keyTraceID, traceID), slog.String(keySpanID, spanID))
 	}
 	if errType != "" {
 		attrs = append(attrs, slog.String(keyErrorType, errType))
@@ -180,4 +183,15 @@ func slogAttr(kv attribute.KeyValue) slog.Attr {
 	default: // slices
 		return slog.Any(key, kv.Value.AsInterface())
 	}
+}
+
+// hexIDs returns the trace and span ids of sc in hex, as TraceID.String and
+// SpanID.String do, from one allocation instead of two.
+func hexIDs(sc trace.SpanContext) (traceID, spanID string) {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var b [2 * (len(tid) + len(sid))]byte
+	hex.Encode(b[:], tid[:])
+	hex.Encode(b[2*len(tid):], sid[:])
+	s := string(b[:])
+	return s[:2*len(tid)], s[2*len(tid):]
 }

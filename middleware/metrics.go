@@ -110,9 +110,9 @@ func handleErr(err error) {
 	}
 }
 
-func (m *metrics) start(rec *record, r *http.Request) *http.Request {
-	m.active.Add(r.Context(), 1, m.sets.get(activeKey(r)).add...)
-	return r
+func (m *metrics) start(_ *record, r *http.Request, ctx context.Context) context.Context {
+	m.active.Add(ctx, 1, m.sets.get(activeKey(r)).add...)
+	return ctx
 }
 
 // activeKey is the attribute key of http.server.active_requests: r's method

@@ -16,6 +16,7 @@ import (
 
 	"github.com/felixge/httpsnoop"
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
@@ -60,41 +61,41 @@ type record struct {
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	declared int64               // the Content-Length the handler declared, or -1
+
+	w recordWriter // the wrapper of an HTTP/1 writer (see wrap)
+
+	// Tracing's arguments to the span, kept here rather than on its stack,
+	// from which they would escape to the heap anyway.
+	spanEnd     [8]attribute.KeyValue // the attributes set as the span ends
+	spanOpts    [3]trace.SpanStartOption
+	spanEndOpts [1]trace.SpanEndOption
 }
 
-// begin returns the request's record, making it and wrapping w when no
-// fastpath middleware has done so yet. When routes is not nil (the next
-// handler is a chi router) and the request has no chi routing context yet,
-// begin supplies one, so the route pattern chi matches is visible here after
-// the router returns.
-func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (*record, http.ResponseWriter, *http.Request) {
+// begin returns the request's record and the context to pass on, making the
+// record and wrapping w when no fastpath middleware has done so yet (created
+// reports that). When routes is not nil (the next handler is a chi router)
+// and the request has no chi routing context yet, begin supplies one, so the
+// route pattern chi matches is visible here after the router returns.
+func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *record, _ http.ResponseWriter, _ context.Context, created bool) {
 	ctx := r.Context()
-	rec, _ := ctx.Value(recordKey{}).(*record)
-	injectChi := routes != nil && chi.RouteContext(ctx) == nil
-	if rec != nil && !injectChi {
-		return rec, w, r
-	}
-	created := rec == nil
-	if created {
+	rec, _ = ctx.Value(recordKey{}).(*record)
+	if rec == nil {
+		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
 		if c := zerocopy.FromContext(ctx); c != nil {
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
 		}
 		rec.rw = w
-		w = httpsnoop.Wrap(w, rec.hooks())
+		w = rec.wrap(w)
 		ctx = context.WithValue(ctx, recordKey{}, rec)
 	}
-	if injectChi {
+	if routes != nil && chi.RouteContext(ctx) == nil {
 		rctx := chi.NewRouteContext()
 		rctx.Routes = routes
 		ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx)
 	}
-	r = r.WithContext(ctx)
-	if created && r.Body != nil && r.Body != http.NoBody {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.reqBody}
-	}
-	return rec, w, r
+	return rec, w, ctx, created
 }
 
 func (rec *record) hooks() httpsnoop.Hooks {
@@ -178,8 +179,11 @@ func (rec *record) finish(passed *http.Request, ctx context.Context, cfg *config
 	if rec.end.IsZero() {
 		rec.end = now()
 		rec.declared = -1
-		if cl, err := strconv.ParseInt(rec.rw.Header().Get("Content-Length"), 10, 64); err == nil && cl >= 0 {
-			rec.declared = cl
+		// ParseInt's error for "" would be an allocation per request.
+		if v := rec.rw.Header().Get("Content-Length"); v != "" {
+			if cl, err := strconv.ParseInt(v, 10, 64); err == nil && cl >= 0 {
+				rec.declared = cl
+			}
 		}
 	}
 	if rec.route == "" {
