@@ -70,8 +70,27 @@ func BenchmarkStack(b *testing.B) {
 
 // BenchmarkFloor measures what the other libraries cost on their own for one
 // request, so BenchmarkStack can be read: an SDK server span with the
-// conventions' attributes, and one slog JSON record with Logger's keys.
+// conventions' attributes, the SDK measurements Metrics makes (the active
+// request count up and down, and the duration and both body sizes recorded
+// with a sampled span in the context, as exemplars need), and one slog JSON
+// record with Logger's keys.
 func BenchmarkFloor(b *testing.B) {
+	b.Run("sdk-metrics", func(b *testing.B) {
+		mp, tp := benchkit.Providers(b)
+		m := newMetrics(mp)
+		ctx, span := tp.Tracer("floor").Start(context.Background(), "GET")
+		defer span.End()
+		active := m.sets.get(attrKey{method: "GET", scheme: "http"})
+		e := m.sets.get(attrKey{method: "GET", scheme: "http", status: 200, route: "/users/{id}", proto: "1.1"})
+		b.ReportAllocs()
+		for b.Loop() {
+			m.active.Add(ctx, 1, active.add...)
+			m.active.Add(ctx, -1, active.add...)
+			m.duration.Record(ctx, 0.0015, e.record...)
+			m.reqBody.Record(ctx, 0, e.record...)
+			m.respBody.Record(ctx, 5, e.record...)
+		}
+	})
 	b.Run("sdk-span", func(b *testing.B) {
 		_, tp := benchkit.Providers(b)
 		tr := tp.Tracer("floor")

@@ -54,9 +54,10 @@ type metrics struct {
 	respBody metric.Int64Histogram
 	sendfile metric.Int64Histogram
 
-	sets      setCache
-	extraSets extraCache
-	attrs     func(*http.Request) []attribute.KeyValue // WithAttributes
+	sets       setCache
+	extraSets  extraCache
+	activeSets [len(knownMethods) + 1][2]*attrEntry     // by methodIndex and TLS
+	attrs      func(*http.Request) []attribute.KeyValue // WithAttributes
 }
 
 // extra returns the WithAttributes attributes of r, if any.
@@ -75,6 +76,15 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithInstrumentationVersion(scopeVersion),
 		metric.WithSchemaURL(semconv.SchemaURL))
 	m := &metrics{}
+	for i := range m.activeSets {
+		method := methodOther
+		if i < len(knownMethods) {
+			method = knownMethods[i]
+		}
+		for j, scheme := range [2]string{"http", "https"} {
+			m.activeSets[i][j] = newEntry(attrKey{method: method, scheme: scheme}.attributes())
+		}
+	}
 	// An instrument that cannot be made is reported to the OpenTelemetry
 	// error handler and replaced by a no-op, as the conventions' helpers do.
 	duration, err := httpconv.NewServerRequestDuration(meter)
@@ -111,20 +121,25 @@ func handleErr(err error) {
 }
 
 func (m *metrics) start(_ *record, r *http.Request, ctx context.Context) context.Context {
-	m.active.Add(ctx, 1, m.sets.get(activeKey(r)).add...)
+	m.active.Add(ctx, 1, m.activeEntry(r).add...)
 	return ctx
 }
 
-// activeKey is the attribute key of http.server.active_requests: r's method
-// and scheme, which are the same when a request ends as when it starts.
-func activeKey(r *http.Request) attrKey {
-	return attrKey{method: requestMethod(r.Method), scheme: urlScheme(r)}
+// activeEntry returns the attributes of http.server.active_requests for r:
+// its method and scheme, which are the same when a request ends as when it
+// starts. Both are bounded, so every set is made up front.
+func (m *metrics) activeEntry(r *http.Request) *attrEntry {
+	scheme := 0
+	if r.TLS != nil {
+		scheme = 1
+	}
+	return m.activeSets[methodIndex(r.Method)][scheme]
 }
 
 func (m *metrics) end(rec *record, r *http.Request) {
 	method, scheme := requestMethod(r.Method), urlScheme(r)
 	ctx := spanContext(r.Context(), rec)
-	m.active.Add(ctx, -1, m.sets.get(activeKey(r)).add...)
+	m.active.Add(ctx, -1, m.activeEntry(r).add...)
 
 	k := attrKey{
 		method:  method,

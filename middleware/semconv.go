@@ -9,18 +9,27 @@ import (
 // know, which keeps attribute cardinality bounded whatever clients send.
 const methodOther = "_OTHER"
 
-// knownMethod reports whether m is one of the methods the OpenTelemetry HTTP
-// semantic conventions list (RFC 9110, RFC 5789 and QUERY); the match is
-// case-sensitive, as the conventions require.
-func knownMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions,
-		http.MethodTrace, http.MethodPatch, "QUERY":
-		return true
-	}
-	return false
+// knownMethods are the methods the OpenTelemetry HTTP semantic conventions
+// list (RFC 9110, RFC 5789 and QUERY).
+var knownMethods = [...]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions,
+	http.MethodTrace, http.MethodPatch, "QUERY",
 }
+
+// methodIndex returns m's index in knownMethods, or len(knownMethods) for
+// any other method; the match is case-sensitive, as the conventions require.
+func methodIndex(m string) int {
+	for i, k := range knownMethods {
+		if m == k {
+			return i
+		}
+	}
+	return len(knownMethods)
+}
+
+// knownMethod reports whether m is one of knownMethods.
+func knownMethod(m string) bool { return methodIndex(m) < len(knownMethods) }
 
 // requestMethod returns the http.request.method value for m: m itself when
 // known, else "_OTHER".
