@@ -134,16 +134,44 @@ func (e *example) requestLogs(t *testing.T) map[string]map[string]any {
 	return out
 }
 
-// goroutines returns the example's goroutine count.
+// goroutines returns the example's goroutine count, leaving out the ones
+// serving this very profile request: its handler, and the background read
+// net/http starts on its connection, which may or may not be running when
+// the profile is taken. A leaked connection would still show its own
+// goroutines.
 func (e *example) goroutines(t *testing.T) int {
 	t.Helper()
-	body := e.get(t, "/debug/pprof/goroutine?debug=1")
-	first, _, _ := strings.Cut(body, "\n")
-	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
+	n, err := countGoroutines(e.get(t, "/debug/pprof/goroutine?debug=1"))
 	if err != nil {
-		t.Fatalf("goroutine profile: %q", first)
+		t.Fatal(err)
 	}
 	return n
+}
+
+// countGoroutines counts the goroutines of a debug=1 goroutine profile,
+// less those of the profile request itself.
+func countGoroutines(profile string) (int, error) {
+	first, rest, _ := strings.Cut(profile, "\n")
+	if _, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total ")); err != nil {
+		return 0, fmt.Errorf("goroutine profile: %q", first)
+	}
+	total := 0
+	for _, group := range strings.Split(rest, "\n\n") {
+		head, stack, _ := strings.Cut(strings.TrimSpace(group), "\n")
+		count, _, ok := strings.Cut(head, " @ ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			return 0, fmt.Errorf("goroutine profile group %q", head)
+		}
+		if strings.Contains(stack, "net/http/pprof.") || strings.Contains(stack, "(*connReader).backgroundRead") {
+			continue
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // settle waits until the example's goroutines are back to at most want,
@@ -203,4 +231,28 @@ func (e *example) get(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestCountGoroutines(t *testing.T) {
+	profile := `goroutine profile: total 9
+3 @ 0x1 0x2
+#	0x1	net/http.(*conn).serve+0x1	/x/server.go:1
+
+1 @ 0x3
+#	0x3	net/http/pprof.handler.ServeHTTP+0x1	/x/pprof.go:1
+#	0x4	net/http.(*conn).serve+0x1	/x/server.go:1
+
+1 @ 0x5
+#	0x5	net/http.(*connReader).backgroundRead+0x32	/x/server.go:702
+
+4 @ 0x6
+#	0x6	os/signal.loop+0x12	/x/signal_unix.go:23
+`
+	n, err := countGoroutines(profile)
+	if err != nil || n != 7 {
+		t.Errorf("countGoroutines = %d, %v; want 7 (9 less the profile request's own 2)", n, err)
+	}
+	if _, err := countGoroutines("not a profile"); err == nil {
+		t.Error("countGoroutines accepted a non-profile")
+	}
 }
