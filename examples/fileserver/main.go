@@ -5,10 +5,10 @@
 //
 // Routes: /files/* (the directory, through handlers.FileServer; /files
 // redirects there), /metrics (Prometheus text format, or OpenMetrics with
-// exemplars; on -metrics-addr instead when that is set), /healthz. Request logs are JSON lines on standard
-// output; traces and metrics also go over OTLP when the standard OTEL_*
-// environment variables ask for it. SIGINT or SIGTERM shuts it down
-// gracefully.
+// exemplars; on -metrics-addr instead when that is set), /healthz. Request
+// logs are JSON lines on standard output; traces and metrics also go over
+// OTLP when the standard OTEL_* environment variables ask for it. SIGINT or
+// SIGTERM shuts it down gracefully.
 //
 // The fastpath wiring a service copies is all in run below; flags, the SDK
 // setup and the http.Server with its timeouts are in examples/internal/app.
