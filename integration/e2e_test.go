@@ -264,7 +264,6 @@ func (c *child) stop(t *testing.T) ([]map[string]any, strace.Summary) {
 	return recs, sum
 }
 
-
 // TestEndToEndStrace runs the full fastpath stack in a child process under
 // strace and checks, for each kind of response, that the body bytes the
 // client received equal the bytes recorded, and that the sendfile bytes

@@ -36,30 +36,48 @@
 // The record holds: the status (the first non-1xx WriteHeader, or 200 when the
 // body is written first); the body bytes written through Write, WriteString
 // and ReadFrom; the time to first byte and the duration; the request body
-// bytes the handler read; whether the response was aborted; whether the
-// connection was hijacked; a panic; and the route.
+// bytes the handler read; whether and why the response was aborted; whether
+// the connection was hijacked; a panic; and the route.
 //
 // # Status, aborts, hijacks and panics
 //
-// A response is aborted when the client went away before the handler returned
-// (the request context was canceled) and before the body it declared was
-// complete, when a write failed, when the body fell short of its
-// Content-Length (a file truncated while it was sent), or when the handler
-// panicked after the headers were sent. A client that closes the connection
-// once it has the whole body, as curl does, has not aborted anything.
-// Aborted responses carry error.type "aborted" (or "panic"), with the body
-// bytes that did get out. (net/http also cancels the request context when a
-// client half-closes its side after sending the request; a streamed response
-// without Content-Length to such a client is recorded as aborted.)
+// A response is aborted when it did not complete: the client went away
+// before the handler returned (the request context was canceled) and before
+// the body it declared was complete, a write failed, the body fell short of
+// its Content-Length, or the handler panicked after the headers were sent or
+// aborted on purpose. A client that closes the connection once it has the
+// whole body, as curl does, has not aborted anything. This is the one
+// definition the rest of the package refers to.
+//
+// An aborted response is recorded with the body bytes that did get out and
+// an error.type that says why (the ErrorType constants):
+//
+//	client_aborted   the client went away or reset the connection (a video
+//	                 player seeking cancels its open range request)
+//	send_timeout     a write missed its deadline: the server cut off a client
+//	                 that stopped reading (handlers.WithSendTimeout)
+//	write_error      a write failed otherwise (the server closed the
+//	                 connection at shutdown, say)
+//	short_body       the handler wrote less than its Content-Length (a file
+//	                 truncated while it was sent, an upstream that died)
+//	handler_aborted  panic(http.ErrAbortHandler) or runtime.Goexit
+//	panic            any other panic
+//
+// A client that leaves is normal traffic on a download server: Logger logs
+// it at Info and the span status stays unset. The others are the server's
+// concern: Error (send_timeout: Warn), and span status Error. (net/http also
+// cancels the request context when a client half-closes its side after
+// sending the request; a streamed response without Content-Length to such a
+// client is recorded as client_aborted.)
 //
 // A hijacked connection reports the status only when it can be observed: 101
 // when the handler called WriteHeader(101) before hijacking. Otherwise
 // http.response.status_code is left out; it is never a made-up 200.
 //
-// A panic is recorded as status 500 when no headers were sent (the real status
-// and aborted when they were), with error.type "panic", and re-raised
-// unchanged so an outer recoverer and net/http still see it.
-// http.ErrAbortHandler stays itself and is recorded as "aborted".
+// A panic is recorded as status 500 when no headers were sent (the real
+// status when they were), with error.type "panic", and re-raised unchanged so
+// an outer recoverer and net/http still see it. http.ErrAbortHandler stays
+// itself and is recorded as "handler_aborted".
 //
 // # Routes
 //
@@ -71,6 +89,18 @@
 // chi router or a ServeMux from outside. From outside a chi router, the
 // middleware must wrap the router itself (not another wrapper around it), as
 // it supplies the router's routing context.
+//
+// For other routers, WithRoute takes the route from a function of the
+// request; gorilla/mux, for one, keeps its matched route in the request it
+// hands its middleware, so mount fastpath there with r.Use.
+//
+// # Adding to what is recorded
+//
+// WithAttributes adds attributes of your own, computed once the handler has
+// returned, to the signal of each middleware given the option: the log
+// record, the span, or every measurement (where each distinct value is a time
+// series, so values must come from a small fixed set). WithSpanName names
+// spans other than "{method} {route}".
 //
 // # Zero-copy accounting
 //
@@ -91,10 +121,10 @@
 // imports the OpenTelemetry API only: choose and configure the SDK in your
 // main package.
 //
-// error.type is the status code for 5xx responses, "aborted" for a response
-// that did not complete, and "panic" for a handler panic, in logs, metrics and
-// spans alike. A span's status is Error for 5xx responses, panics and bodies
-// short of their Content-Length; a client going away leaves it unset.
+// error.type is the status code for 5xx responses and an ErrorType value for
+// aborted responses, in logs, metrics and spans alike. A span's status is
+// Error for 5xx responses and for every aborted response but client_aborted,
+// which leaves it unset.
 // Metrics and the span share the request's start and end instants, so the
 // duration metric equals the span's duration.
 //

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -164,4 +165,75 @@ func ExampleListener() {
 	srv.Shutdown(context.Background()) // waits for the request, and so for its log record
 	// Output:
 	// http.response.body.size=1048576 fastpath.response.sendfile.size=1048064
+}
+
+// patternKey is where exampleRouter puts the pattern it matched.
+type patternKey struct{}
+
+// WithRoute for a router that chi and ServeMux detection do not know: this
+// one, like gorilla/mux, hands its handlers the matched pattern in the
+// request context, so the middleware is mounted inside it, per route.
+func ExampleWithRoute() {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "duration", "ttfb", "client.address":
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	logged := middleware.Logger(logger, middleware.WithRoute(func(r *http.Request) string {
+		pattern, _ := r.Context().Value(patternKey{}).(string)
+		return pattern
+	}))
+	users := logged(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a user")
+	}))
+	router := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/users/") {
+			users.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), patternKey{}, "/users/{id}")))
+			return
+		}
+		http.NotFound(w, r)
+	})
+	router.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/users/42", nil))
+	// Output:
+	// {"level":"INFO","msg":"http request","http.request.method":"GET","url.path":"/users/42","http.route":"/users/{id}","http.response.status_code":200,"http.response.body.size":6,"network.protocol.version":"1.1"}
+}
+
+// tierKey is where the example's handler tells the middleware the tier.
+type tierKey struct{}
+
+// WithAttributes: the handler decides a value while it serves, and the hook
+// adds it to the log record once the handler has returned. The same option
+// given to Metrics adds it to every measurement, so it must come from a small
+// fixed set; a tier does.
+func ExampleWithAttributes() {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "duration", "ttfb", "client.address":
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	tier := middleware.WithAttributes(func(r *http.Request) []attribute.KeyValue {
+		if t, ok := r.Context().Value(tierKey{}).(*string); ok && *t != "" {
+			return []attribute.KeyValue{attribute.String("app.tier", *t)}
+		}
+		return nil
+	})
+	h := middleware.Logger(logger, tier)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*r.Context().Value(tierKey{}).(*string) = "gold" // known once the handler has looked the customer up
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	// A middleware in front gives each request a place for the tier.
+	withTier := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tierKey{}, new(string))))
+	})
+	withTier.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/orders/7", nil))
+	// Output:
+	// {"level":"INFO","msg":"http request","http.request.method":"DELETE","url.path":"/orders/7","http.response.status_code":204,"http.response.body.size":0,"network.protocol.version":"1.1","app.tier":"gold"}
 }

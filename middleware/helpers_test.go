@@ -18,10 +18,13 @@ import (
 	"github.com/fastpath-go/fastpath/internal/testutil"
 )
 
-// logCapture is a slog.Handler that keeps every record it is given.
+// logCapture is a slog.Handler that keeps every record it is given; with
+// leveled set, only those from minLevel up.
 type logCapture struct {
-	mu      sync.Mutex
-	entries []logEntry
+	mu       sync.Mutex
+	entries  []logEntry
+	leveled  bool
+	minLevel slog.Level
 }
 
 type logEntry struct {
@@ -32,9 +35,11 @@ type logEntry struct {
 	Ctx   context.Context
 }
 
-func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
-func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return c }
-func (c *logCapture) WithGroup(string) slog.Handler            { return c }
+func (c *logCapture) Enabled(_ context.Context, l slog.Level) bool {
+	return !c.leveled || l >= c.minLevel
+}
+func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *logCapture) WithGroup(string) slog.Handler      { return c }
 
 func (c *logCapture) Handle(ctx context.Context, r slog.Record) error {
 	e := logEntry{Level: r.Level, Msg: r.Message, Attrs: map[string]any{}, Ctx: ctx}

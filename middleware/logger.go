@@ -1,12 +1,15 @@
 package middleware
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -14,7 +17,9 @@ import (
 // it completes. A nil l means slog.Default(), looked up per request.
 //
 // The level is Info below 400, Warn for 4xx, and Error for 5xx and for
-// aborted responses (see WithLevel). The message is "http request" and the
+// responses that did not complete through the server's fault; a client that
+// left early is logged at Info and a send timeout at Warn (see WithLevel and
+// the ErrorType constants). The message is "http request" and the
 // keys follow the OpenTelemetry semantic conventions so that logs line up
 // with metrics and spans:
 //
@@ -35,7 +40,7 @@ import (
 //	http.request.header.<name>   headers named by WithRequestHeaders
 //	request_id                   chi's request id, when present
 //	trace_id, span_id            the current span, when valid
-//	error.type                   the status code for 5xx, "aborted" or "panic"
+//	error.type                   the status code for 5xx, or an ErrorType value
 //	exception.type               the panic value's type, after a panic
 //	exception.message            the panic value, after a panic
 //	fastpath.hijacked            true when the connection was hijacked
@@ -57,15 +62,17 @@ type logger struct {
 	cfg *config
 }
 
-func (o *logger) start(_ *record, r *http.Request) *http.Request { return r }
+func (o *logger) start(_ *record, _ *http.Request, ctx context.Context) context.Context {
+	return ctx
+}
 
 func (o *logger) end(rec *record, r *http.Request) {
 	l := o.l
 	if l == nil {
 		l = slog.Default()
 	}
-	status, aborted := rec.status(), rec.aborted()
-	level := o.cfg.level(status, aborted)
+	status, errType := rec.status(), rec.errorType()
+	level := o.cfg.level(status, errType)
 	ctx := r.Context()
 	if !l.Enabled(ctx, level) {
 		return
@@ -74,37 +81,37 @@ func (o *logger) end(rec *record, r *http.Request) {
 	var buf [32]slog.Attr
 	attrs := buf[:0]
 	method := requestMethod(r.Method)
-	attrs = append(attrs, slog.String("http.request.method", method))
+	attrs = append(attrs, slog.String(keyMethod, method))
 	if method != r.Method {
-		attrs = append(attrs, slog.String("http.request.method_original", r.Method))
+		attrs = append(attrs, slog.String(keyMethodOriginal, r.Method))
 	}
-	attrs = append(attrs, slog.String("url.path", r.URL.EscapedPath()))
+	attrs = append(attrs, slog.String(keyPath, r.URL.EscapedPath()))
 	if o.cfg.query && r.URL.RawQuery != "" {
-		attrs = append(attrs, slog.String("url.query", r.URL.RawQuery))
+		attrs = append(attrs, slog.String(keyQuery, r.URL.RawQuery))
 	}
 	if rec.route != "" {
-		attrs = append(attrs, slog.String("http.route", rec.route))
+		attrs = append(attrs, slog.String(keyRoute, rec.route))
 	}
 	if status != 0 {
-		attrs = append(attrs, slog.Int("http.response.status_code", status))
+		attrs = append(attrs, slog.Int(keyStatus, status))
 	}
-	attrs = append(attrs, slog.Int64("http.response.body.size", rec.body))
+	attrs = append(attrs, slog.Int64(keyRespBodySize, rec.body))
 	if n := rec.reqBody.Load(); n > 0 {
-		attrs = append(attrs, slog.Int64("http.request.body.size", n))
+		attrs = append(attrs, slog.Int64(keyReqBodySize, n))
 	}
-	attrs = append(attrs, slog.Duration("duration", rec.duration()))
+	attrs = append(attrs, slog.Duration(keyDuration, rec.duration()))
 	if d := rec.ttfb(); d > 0 {
-		attrs = append(attrs, slog.Duration("ttfb", d))
+		attrs = append(attrs, slog.Duration(keyTTFB, d))
 	}
-	attrs = append(attrs, slog.String("client.address", o.cfg.clientAddress(r)))
+	attrs = append(attrs, slog.String(keyClientAddress, o.cfg.clientAddress(r)))
 	if ua := r.UserAgent(); ua != "" {
-		attrs = append(attrs, slog.String("user_agent.original", ua))
+		attrs = append(attrs, slog.String(keyUserAgent, ua))
 	}
 	if v := protocolVersion(r); v != "" {
-		attrs = append(attrs, slog.String("network.protocol.version", v))
+		attrs = append(attrs, slog.String(keyProtoVersion, v))
 	}
 	if rg := r.Header["Range"]; len(rg) > 0 {
-		attrs = append(attrs, slog.String("http.request.header.range", strings.Join(rg, ", ")))
+		attrs = append(attrs, slog.String(keyRangeHeader, strings.Join(rg, ", ")))
 	}
 	for _, h := range o.cfg.headers {
 		if vs := r.Header[h.name]; len(vs) > 0 {
@@ -116,21 +123,20 @@ func (o *logger) end(rec *record, r *http.Request) {
 		}
 	}
 	if id := chimw.GetReqID(ctx); id != "" {
-		attrs = append(attrs, slog.String("request_id", id))
+		attrs = append(attrs, slog.String(keyRequestID, id))
 	}
 	ctx = spanContext(ctx, rec) // Tracing may run inside this Logger
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		attrs = append(attrs,
-			slog.String("trace_id", sc.TraceID().String()),
-			slog.String("span_id", sc.SpanID().String()))
+		traceID, spanID := hexIDs(sc)
+		attrs = append(attrs, slog.String(keyTraceID, traceID), slog.String(keySpanID, spanID))
 	}
-	if et := rec.errorType(); et != "" {
-		attrs = append(attrs, slog.String("error.type", et))
+	if errType != "" {
+		attrs = append(attrs, slog.String(keyErrorType, errType))
 	}
-	if rec.panicked && !rec.abortPanic() {
+	if errType == ErrorTypePanic {
 		attrs = append(attrs,
-			slog.String("exception.type", fmt.Sprintf("%T", rec.panicVal)),
-			slog.String("exception.message", fmt.Sprint(rec.panicVal)))
+			slog.String(keyExceptionType, fmt.Sprintf("%T", rec.panicVal)),
+			slog.String(keyExceptionMsg, fmt.Sprint(rec.panicVal)))
 	}
 	if rec.hijacked {
 		attrs = append(attrs, slog.Bool(HijackedKey, true))
@@ -138,5 +144,54 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, slog.Int64(SendfileSizeKey, n))
 	}
+	if o.cfg.attrs != nil {
+		attrs = appendExtra(attrs, o.cfg.attrs(r))
+	}
 	l.LogAttrs(ctx, level, logMessage, attrs...)
+}
+
+// appendExtra appends the WithAttributes attributes to a record's, leaving
+// out any whose key the record already has: fastpath's own win, and a log
+// line never carries a key twice.
+func appendExtra(attrs []slog.Attr, extra []attribute.KeyValue) []slog.Attr {
+next:
+	for _, kv := range extra {
+		key := string(kv.Key)
+		for _, a := range attrs {
+			if a.Key == key {
+				continue next
+			}
+		}
+		attrs = append(attrs, slogAttr(kv))
+	}
+	return attrs
+}
+
+// slogAttr converts an OpenTelemetry attribute to a slog one of the same
+// kind.
+func slogAttr(kv attribute.KeyValue) slog.Attr {
+	key := string(kv.Key)
+	switch kv.Value.Type() {
+	case attribute.BOOL:
+		return slog.Bool(key, kv.Value.AsBool())
+	case attribute.INT64:
+		return slog.Int64(key, kv.Value.AsInt64())
+	case attribute.FLOAT64:
+		return slog.Float64(key, kv.Value.AsFloat64())
+	case attribute.STRING:
+		return slog.String(key, kv.Value.AsString())
+	default: // slices
+		return slog.Any(key, kv.Value.AsInterface())
+	}
+}
+
+// hexIDs returns the trace and span ids of sc in hex, as TraceID.String and
+// SpanID.String do, from one allocation instead of two.
+func hexIDs(sc trace.SpanContext) (traceID, spanID string) {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var b [2 * (len(tid) + len(sid))]byte
+	hex.Encode(b[:], tid[:])
+	hex.Encode(b[2*len(tid):], sid[:])
+	s := string(b[:])
+	return s[:2*len(tid)], s[2*len(tid):]
 }

@@ -31,9 +31,8 @@ const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
 // none was observed), http.route (a pattern, never a raw path),
-// network.protocol.version and error.type (the status code for 5xx,
-// "aborted" for responses that did not complete, "panic" for a handler
-// panic). http.server.active_requests carries the method and scheme only.
+// network.protocol.version and error.type (the status code for 5xx, or one
+// of the ErrorType values for a response that did not complete). http.server.active_requests carries the method and scheme only.
 // Response body sizes are right for files served through ReadFrom.
 //
 // Values are recorded with the request context, so an SDK that samples
@@ -42,6 +41,7 @@ const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
 func Metrics(opts ...Option) func(http.Handler) http.Handler {
 	cfg := newConfig(opts)
 	m := newMetrics(cfg.meterProvider)
+	m.attrs = cfg.attrs
 	return func(next http.Handler) http.Handler {
 		return newHandler(next, &cfg, m)
 	}
@@ -54,7 +54,17 @@ type metrics struct {
 	respBody metric.Int64Histogram
 	sendfile metric.Int64Histogram
 
-	sets setCache
+	sets      setCache
+	extraSets extraCache
+	attrs     func(*http.Request) []attribute.KeyValue // WithAttributes
+}
+
+// extra returns the WithAttributes attributes of r, if any.
+func (m *metrics) extra(r *http.Request) []attribute.KeyValue {
+	if m.attrs == nil {
+		return nil
+	}
+	return m.attrs(r)
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -100,26 +110,36 @@ func handleErr(err error) {
 	}
 }
 
-func (m *metrics) start(rec *record, r *http.Request) *http.Request {
-	e := m.sets.get(attrKey{method: requestMethod(r.Method), scheme: urlScheme(r)})
-	rec.active = e
-	m.active.Add(r.Context(), 1, e.add...)
-	return r
+func (m *metrics) start(_ *record, r *http.Request, ctx context.Context) context.Context {
+	m.active.Add(ctx, 1, m.sets.get(activeKey(r)).add...)
+	return ctx
+}
+
+// activeKey is the attribute key of http.server.active_requests: r's method
+// and scheme, which are the same when a request ends as when it starts.
+func activeKey(r *http.Request) attrKey {
+	return attrKey{method: requestMethod(r.Method), scheme: urlScheme(r)}
 }
 
 func (m *metrics) end(rec *record, r *http.Request) {
 	method, scheme := requestMethod(r.Method), urlScheme(r)
 	ctx := spanContext(r.Context(), rec)
-	m.active.Add(ctx, -1, rec.active.add...)
+	m.active.Add(ctx, -1, m.sets.get(activeKey(r)).add...)
 
-	e := m.sets.get(attrKey{
+	k := attrKey{
 		method:  method,
 		scheme:  scheme,
 		status:  rec.status(),
 		route:   rec.route,
 		proto:   protocolVersion(r),
 		errType: rec.errorType(),
-	})
+	}
+	var e *attrEntry
+	if extra := m.extra(r); len(extra) > 0 {
+		e = m.extraSets.get(k, extra)
+	} else {
+		e = m.sets.get(k)
+	}
 	m.duration.Record(ctx, rec.duration().Seconds(), e.record...)
 	m.reqBody.Record(ctx, rec.reqBody.Load(), e.record...)
 	m.respBody.Record(ctx, rec.body, e.record...)
@@ -170,6 +190,15 @@ type attrEntry struct {
 	add    []metric.AddOption
 }
 
+func newEntry(kvs []attribute.KeyValue) *attrEntry {
+	set := attribute.NewSet(kvs...)
+	return &attrEntry{
+		set:    set,
+		record: []metric.RecordOption{metric.WithAttributeSet(set)},
+		add:    []metric.AddOption{metric.WithAttributeSet(set)},
+	}
+}
+
 // maxCachedSets bounds the cache; past it, sets are built per request.
 const maxCachedSets = 4096
 
@@ -184,16 +213,44 @@ func (c *setCache) get(k attrKey) *attrEntry {
 	if e, ok := c.m.Load(k); ok {
 		return e.(*attrEntry)
 	}
-	set := attribute.NewSet(k.attributes()...)
-	e := &attrEntry{
-		set:    set,
-		record: []metric.RecordOption{metric.WithAttributeSet(set)},
-		add:    []metric.AddOption{metric.WithAttributeSet(set)},
-	}
+	e := newEntry(k.attributes())
 	if c.n.Load() >= maxCachedSets {
 		return e
 	}
 	if prev, loaded := c.m.LoadOrStore(k, e); loaded {
+		return prev.(*attrEntry)
+	}
+	c.n.Add(1)
+	return e
+}
+
+// extraKey identifies an attribute set made of an attrKey's attributes and
+// the WithAttributes ones.
+type extraKey struct {
+	attrKey
+	extra attribute.Distinct
+}
+
+// extraCache is setCache for sets with WithAttributes attributes: the
+// extra attributes are made into a set per request (that is their cost),
+// and the combined entry is cached.
+type extraCache struct {
+	m sync.Map // extraKey -> *attrEntry
+	n atomic.Int64
+}
+
+func (c *extraCache) get(k attrKey, extra []attribute.KeyValue) *attrEntry {
+	xs := attribute.NewSet(extra...)
+	ek := extraKey{attrKey: k, extra: xs.Equivalent()}
+	if e, ok := c.m.Load(ek); ok {
+		return e.(*attrEntry)
+	}
+	// fastpath's own attributes last, so they win on a shared key.
+	e := newEntry(append(xs.ToSlice(), k.attributes()...))
+	if c.n.Load() >= maxCachedSets {
+		return e
+	}
+	if prev, loaded := c.m.LoadOrStore(ek, e); loaded {
 		return prev.(*attrEntry)
 	}
 	c.n.Add(1)

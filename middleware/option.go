@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -25,10 +26,14 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config is the resolved set of options of one middleware.
 type config struct {
 	skip    func(*http.Request) bool
-	level   func(status int, aborted bool) slog.Level
+	level   func(status int, errorType string) slog.Level
 	headers []loggedHeader
 	query   bool
 	proxy   *trustedProxy
+
+	route    func(*http.Request) string
+	spanName func(r *http.Request, route string) string
+	attrs    func(*http.Request) []attribute.KeyValue
 
 	meterProvider  metric.MeterProvider
 	tracerProvider trace.TracerProvider
@@ -59,13 +64,15 @@ func WithSkip(skip func(r *http.Request) bool) Option {
 	return optionFunc(func(c *config) { c.skip = skip })
 }
 
-// WithLevel sets how Logger chooses a record's level from the response status
-// and whether the response was aborted (the client went away before the body
-// was complete, a write failed, the body fell short of its Content-Length, or
-// the handler panicked after the headers were sent). The default logs Info
-// below 400, Warn for 4xx, and Error for 5xx and for aborted responses. A
-// status of 0 means none was observed (a hijacked connection).
-func WithLevel(level func(status int, aborted bool) slog.Level) Option {
+// WithLevel sets how Logger chooses a record's level from the response
+// status and its error.type: "" for a response that completed, else the
+// status code of a 5xx or one of the ErrorType constants. A status of 0 means
+// none was observed (a hijacked connection). The default logs Error for 5xx
+// and for responses cut short through the server's fault, Warn for a send
+// timeout and for 4xx, and Info for the rest, a client that left early
+// included: on a download or video server, clients that cancel (a player
+// seeking) are normal traffic.
+func WithLevel(level func(status int, errorType string) slog.Level) Option {
 	return optionFunc(func(c *config) {
 		if level != nil {
 			c.level = level
@@ -73,9 +80,15 @@ func WithLevel(level func(status int, aborted bool) slog.Level) Option {
 	})
 }
 
-func defaultLevel(status int, aborted bool) slog.Level {
+func defaultLevel(status int, errorType string) slog.Level {
 	switch {
-	case aborted || status >= 500:
+	case status >= 500:
+		return slog.LevelError
+	case errorType == ErrorTypeClientAborted:
+		return slog.LevelInfo
+	case errorType == ErrorTypeSendTimeout:
+		return slog.LevelWarn
+	case errorType != "":
 		return slog.LevelError
 	case status >= 400:
 		return slog.LevelWarn
@@ -162,4 +175,66 @@ func WithTrustedProxy(header string, proxies ...netip.Prefix) Option {
 		p.proxies = append(p.proxies, pfx.Masked())
 	}
 	return optionFunc(func(c *config) { c.proxy = p })
+}
+
+// WithRoute makes the middleware take http.route from route when chi and
+// ServeMux do not supply one: for other routers. route runs once the handler
+// has returned, with the request the middleware passed on, and returns the
+// pattern that matched ("/users/{id}"), or "" for none. It must return a
+// pattern, never the raw path: the route is an attribute of every metric,
+// and a raw path makes their cardinality unbounded.
+//
+// Routers that keep the matched route in the context of the request they
+// hand their handlers are read from inside: mount the middleware within the
+// router, as with gorilla/mux's r.Use, and read the route there:
+//
+//	r := mux.NewRouter()
+//	r.Use(middleware.Logger(l, middleware.WithRoute(func(r *http.Request) string {
+//		if rt := mux.CurrentRoute(r); rt != nil {
+//			tmpl, _ := rt.GetPathTemplate()
+//			return tmpl
+//		}
+//		return ""
+//	})))
+//
+// The route is decided once per request, by the innermost fastpath
+// middleware that finds one, and shared by the others.
+func WithRoute(route func(r *http.Request) string) Option {
+	return optionFunc(func(c *config) { c.route = route })
+}
+
+// WithSpanName makes Tracing name its spans with name instead of the
+// conventions' "{method} {route}". name is called when the span starts, with
+// the route known then (often ""), and again once the handler has returned,
+// with the route that matched; the span is renamed if the name changed. Like
+// the default, a name must not contain the raw path or other unbounded
+// values: backends group spans by name.
+func WithSpanName(name func(r *http.Request, route string) string) Option {
+	return optionFunc(func(c *config) { c.spanName = name })
+}
+
+// WithAttributes makes the middleware add the attributes attrs returns to
+// what it records for each request: Logger adds them to the log record,
+// Tracing to the span, Metrics to the attributes of every measurement but
+// http.server.active_requests. attrs runs once the handler has returned, with
+// the request the middleware passed on (values a handler keeps in a holder in
+// the request context are visible to it). Give the option to the middlewares
+// whose signals should carry the attributes.
+//
+// For Metrics, every distinct set of values is a time series of its own:
+// return values from a small, fixed set (a tenant tier, an API version),
+// never ids, names or paths. Logs and spans have no such limit.
+func WithAttributes(attrs func(r *http.Request) []attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.attrs = attrs })
+}
+
+// routeOf returns the route of passed: from WithRoute's function if it
+// gives one, else chi's or ServeMux's.
+func (c *config) routeOf(passed *http.Request) string {
+	if c.route != nil {
+		if route := c.route(passed); route != "" {
+			return route
+		}
+	}
+	return routeOf(passed)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -406,7 +407,7 @@ func TestTelemetryAbortedDownload(t *testing.T) {
 		attribute.String("network.protocol.version", "1.1"),
 		attribute.Int("http.response.status_code", 200),
 		attribute.String("http.route", "/files/{name}"),
-		attribute.String("error.type", "aborted"),
+		attribute.String("error.type", ErrorTypeClientAborted),
 	})
 	ms := tel.collect(t)
 	body := histogramPoints(t, ms["http.server.response.body.size"])
@@ -427,8 +428,8 @@ func TestTelemetryAbortedDownload(t *testing.T) {
 			errType = kv.Value.AsString()
 		}
 	}
-	if errType != "aborted" {
-		t.Errorf("span error.type %q, want aborted", errType)
+	if errType != ErrorTypeClientAborted {
+		t.Errorf("span error.type %q, want %s", errType, ErrorTypeClientAborted)
 	}
 }
 
@@ -527,7 +528,71 @@ func TestTracingShortBody(t *testing.T) {
 			errType = kv.Value.AsString()
 		}
 	}
-	if errType != "aborted" {
-		t.Errorf("error.type %q, want aborted", errType)
+	if errType != ErrorTypeShortBody {
+		t.Errorf("error.type %q, want %s", errType, ErrorTypeShortBody)
+	}
+}
+
+// TestPropagationFields checks that a request is extracted from exactly
+// when it carries a header the propagators read, whichever one it is.
+func TestPropagationFields(t *testing.T) {
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	tests := []struct {
+		name        string
+		header      http.Header
+		wantParent  bool
+		wantBaggage string
+	}{
+		{name: "none", header: http.Header{}},
+		{name: "traceparent", header: http.Header{"Traceparent": {"00-" + traceID + "-" + parentID + "-01"}}, wantParent: true},
+		{name: "baggage only", header: http.Header{"Baggage": {"tenant=acme"}}, wantBaggage: "acme"},
+		{name: "both", header: http.Header{"Traceparent": {"00-" + traceID + "-" + parentID + "-01"}, "Baggage": {"tenant=acme"}}, wantParent: true, wantBaggage: "acme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tel := newTelemetry(t)
+			var gotBaggage string
+			h := Tracing(WithTracerProvider(tel.tp), WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})))(
+				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					gotBaggage = baggage.FromContext(r.Context()).Member("tenant").Value()
+				}))
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header = tt.header
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			sp := tel.spans.GetSpans()[0]
+			if got := sp.Parent.IsValid(); got != tt.wantParent {
+				t.Errorf("span has a parent: %v, want %v", got, tt.wantParent)
+			}
+			if tt.wantParent && (sp.SpanContext.TraceID().String() != traceID || sp.Parent.SpanID().String() != parentID) {
+				t.Errorf("span %s parent %s, want trace %s parent %s", sp.SpanContext.TraceID(), sp.Parent.SpanID(), traceID, parentID)
+			}
+			if gotBaggage != tt.wantBaggage {
+				t.Errorf("baggage tenant %q, want %q", gotBaggage, tt.wantBaggage)
+			}
+		})
+	}
+}
+
+// TestSplitHostPort checks the server.address/port and network.peer split.
+func TestSplitHostPort(t *testing.T) {
+	tests := []struct {
+		in   string
+		host string
+		port int
+	}{
+		{"example.com", "example.com", 0},
+		{"example.com:8080", "example.com", 8080},
+		{"127.0.0.1:1234", "127.0.0.1", 1234},
+		{"[::1]:443", "::1", 443},
+		{"[::1]", "::1", 0},
+		{"example.com:notaport", "example.com", 0},
+		{"example.com:70000", "example.com", 0},
+		{"", "", 0},
+		{"a:b:c", "a:b:c", 0},
+	}
+	for _, tt := range tests {
+		if host, port := splitHostPort(tt.in); host != tt.host || port != tt.port {
+			t.Errorf("splitHostPort(%q) = %q, %d; want %q, %d", tt.in, host, port, tt.host, tt.port)
+		}
 	}
 }

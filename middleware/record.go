@@ -7,13 +7,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/felixge/httpsnoop"
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
@@ -50,50 +53,49 @@ type record struct {
 	panicked bool
 	panicVal any // nil with panicked set means runtime.Goexit
 
-	route  string
-	span   trace.SpanContext // the server span Tracing started, if any
-	active *attrEntry        // the attributes Metrics counted the request as active with
+	route string
+	span  trace.SpanContext // the server span Tracing started, if any
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	declared int64               // the Content-Length the handler declared, or -1
+
+	w recordWriter // the wrapper of an HTTP/1 writer (see wrap)
+
+	// Tracing's arguments to the span, kept here rather than on its stack,
+	// from which they would escape to the heap anyway.
+	spanEnd     [8]attribute.KeyValue // the attributes set as the span ends
+	spanOpts    [3]trace.SpanStartOption
+	spanEndOpts [1]trace.SpanEndOption
 }
 
-// begin returns the request's record, making it and wrapping w when no
-// fastpath middleware has done so yet. When routes is not nil (the next
-// handler is a chi router) and the request has no chi routing context yet,
-// begin supplies one, so the route pattern chi matches is visible here after
-// the router returns.
-func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (*record, http.ResponseWriter, *http.Request) {
+// begin returns the request's record and the context to pass on, making the
+// record and wrapping w when no fastpath middleware has done so yet (created
+// reports that). When routes is not nil (the next handler is a chi router)
+// and the request has no chi routing context yet, begin supplies one, so the
+// route pattern chi matches is visible here after the router returns.
+func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *record, _ http.ResponseWriter, _ context.Context, created bool) {
 	ctx := r.Context()
-	rec, _ := ctx.Value(recordKey{}).(*record)
-	injectChi := routes != nil && chi.RouteContext(ctx) == nil
-	if rec != nil && !injectChi {
-		return rec, w, r
-	}
-	created := rec == nil
-	if created {
+	rec, _ = ctx.Value(recordKey{}).(*record)
+	if rec == nil {
+		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
 		if c := zerocopy.FromContext(ctx); c != nil {
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
 		}
 		rec.rw = w
-		w = httpsnoop.Wrap(w, rec.hooks())
+		w = rec.wrap(w)
 		ctx = context.WithValue(ctx, recordKey{}, rec)
 	}
-	if injectChi {
+	if routes != nil && chi.RouteContext(ctx) == nil {
 		rctx := chi.NewRouteContext()
 		rctx.Routes = routes
 		ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx)
 	}
-	r = r.WithContext(ctx)
-	if created && r.Body != nil && r.Body != http.NoBody {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.reqBody}
-	}
-	return rec, w, r
+	return rec, w, ctx, created
 }
 
 func (rec *record) hooks() httpsnoop.Hooks {
@@ -172,17 +174,20 @@ func (rec *record) wrote(n int64, err error) {
 // finish is called by every fastpath middleware when its next handler has
 // returned or panicked. passed is the request it handed down (the router sets
 // the route on it); ctx is the request context it received (net/http cancels
-// it when the client goes away).
-func (rec *record) finish(passed *http.Request, ctx context.Context) {
+// it when the client goes away); cfg is the middleware's configuration.
+func (rec *record) finish(passed *http.Request, ctx context.Context, cfg *config) {
 	if rec.end.IsZero() {
 		rec.end = now()
 		rec.declared = -1
-		if cl, err := strconv.ParseInt(rec.rw.Header().Get("Content-Length"), 10, 64); err == nil && cl >= 0 {
-			rec.declared = cl
+		// ParseInt's error for "" would be an allocation per request.
+		if v := rec.rw.Header().Get("Content-Length"); v != "" {
+			if cl, err := strconv.ParseInt(v, 10, 64); err == nil && cl >= 0 {
+				rec.declared = cl
+			}
 		}
 	}
 	if rec.route == "" {
-		rec.route = routeOf(passed)
+		rec.route = cfg.routeOf(passed)
 	}
 	if !rec.clientGone && errors.Is(ctx.Err(), context.Canceled) && !rec.complete() {
 		rec.clientGone = true
@@ -258,15 +263,6 @@ func (rec *record) status() int {
 	}
 }
 
-// aborted reports whether the response did not complete: the client went
-// away, a write failed, the body fell short of its Content-Length, or the
-// handler panicked after sending the headers or aborted deliberately
-// (http.ErrAbortHandler, runtime.Goexit).
-func (rec *record) aborted() bool {
-	return rec.clientGone || rec.writeErr != nil || rec.short() ||
-		(rec.panicked && (rec.headerSent || rec.abortPanic()))
-}
-
 // abortPanic reports a deliberate abort rather than a bug.
 func (rec *record) abortPanic() bool {
 	if !rec.panicked {
@@ -279,24 +275,54 @@ func (rec *record) abortPanic() bool {
 	return ok && errors.Is(err, http.ErrAbortHandler)
 }
 
-// Error types recorded under error.type for responses that did not complete.
-const (
-	errorTypePanic   = "panic"
-	errorTypeAborted = "aborted"
-)
-
-// errorType returns the OpenTelemetry error.type of the request, or "".
+// errorType returns the OpenTelemetry error.type of the request: "" for a
+// response that completed, the status code of a 5xx, or an ErrorType value
+// for an aborted response (see "Status, aborts, hijacks and panics" in the
+// package documentation). The order matters where several causes meet: a
+// deadline or a connection the server closed names its cause exactly, a
+// client that left explains the failures that follow, and a deliberate abort
+// (httputil.ReverseProxy's, when its upstream fails) or a short body is what
+// remains.
 func (rec *record) errorType() string {
 	switch {
 	case rec.panicked && !rec.abortPanic():
-		return errorTypePanic
-	case rec.aborted():
-		return errorTypeAborted
+		return ErrorTypePanic
+	case rec.writeErr != nil && errors.Is(rec.writeErr, os.ErrDeadlineExceeded):
+		return ErrorTypeSendTimeout
+	case rec.writeErr != nil && errors.Is(rec.writeErr, net.ErrClosed):
+		// The server closed the connection (at shutdown, say), which
+		// also cancels the request context: not the client's doing.
+		return ErrorTypeWriteError
+	case rec.clientGone || (rec.writeErr != nil && peerGone(rec.writeErr)):
+		return ErrorTypeClientAborted
+	case rec.writeErr != nil:
+		return ErrorTypeWriteError
+	case rec.abortPanic():
+		return ErrorTypeHandlerAborted
+	case rec.short():
+		return ErrorTypeShortBody
 	}
 	if s := rec.status(); s >= 500 {
 		return statusText(s)
 	}
 	return ""
+}
+
+// peerGone reports a write error that means the client closed or reset the
+// connection, or the network lost it.
+func peerGone(err error) bool {
+	for _, e := range [...]error{syscall.EPIPE, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverFault reports whether errType is the server's concern rather than
+// the client's: everything but a client that left.
+func serverFault(errType string) bool {
+	return errType != "" && errType != ErrorTypeClientAborted
 }
 
 // duration returns the time from the request's start to the handler's return.
@@ -349,57 +375,4 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
-}
-
-// observer is one fastpath middleware's part in a request.
-type observer interface {
-	// start runs before the next handler and returns the request to pass on.
-	start(rec *record, r *http.Request) *http.Request
-	// end runs once the next handler has returned or panicked; r is the
-	// request start returned.
-	end(rec *record, r *http.Request)
-}
-
-// handler runs next with the request's shared record and reports to obs.
-type handler struct {
-	next   http.Handler
-	routes chi.Routes // next itself, when it is a chi router
-	skip   func(*http.Request) bool
-	obs    observer
-}
-
-func newHandler(next http.Handler, cfg *config, obs observer) http.Handler {
-	h := &handler{next: next, skip: cfg.skip, obs: obs}
-	h.routes, _ = next.(chi.Routes)
-	return h
-}
-
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.skip != nil && h.skip(r) {
-		h.next.ServeHTTP(w, r)
-		return
-	}
-	rec, w, passed := begin(w, r, h.routes)
-	passed = h.obs.start(rec, passed)
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		// A panic is recorded, reported and re-raised unchanged, so an outer
-		// recoverer and net/http see it (http.ErrAbortHandler included). The
-		// original frames are still on the stack while this runs, so a stack
-		// trace taken further out still shows where it happened.
-		v := recover()
-		rec.recovered(v)
-		rec.finish(passed, r.Context())
-		h.obs.end(rec, passed)
-		if v != nil {
-			panic(v)
-		}
-	}()
-	h.next.ServeHTTP(w, passed)
-	returned = true
-	rec.finish(passed, r.Context())
-	h.obs.end(rec, passed)
 }

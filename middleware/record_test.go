@@ -397,7 +397,7 @@ func TestPanic(t *testing.T) {
 			name:       "ErrAbortHandler",
 			handler:    func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) },
 			value:      http.ErrAbortHandler,
-			wantStatus: 500, wantErrorType: "aborted", wantException: false, // a deliberate abort, not a bug
+			wantStatus: 500, wantErrorType: ErrorTypeHandlerAborted, wantException: false, // a deliberate abort, not a bug
 		},
 	}
 	for _, tt := range tests {
@@ -449,8 +449,10 @@ func TestPanic(t *testing.T) {
 }
 
 // TestClientAbort checks that a client going away mid-response is recorded
-// as aborted, with the bytes that did get out, and that a client closing the
-// connection after receiving the whole body is not.
+// as client_aborted at Info, with the bytes that did get out; that a client
+// closing the connection after receiving the whole body is not; and that a
+// body short of its Content-Length through the handler's doing is the
+// server's error.
 func TestClientAbort(t *testing.T) {
 	path, _ := writeTestFile(t, "big.bin", 64<<20)
 	// complete serves a whole body, then waits for the client to leave.
@@ -461,13 +463,14 @@ func TestClientAbort(t *testing.T) {
 		<-r.Context().Done()
 	}
 	tests := []struct {
-		name        string
-		handler     http.HandlerFunc
-		read        int64 // body bytes the client reads before closing
-		wantAborted bool
-		wantBody    int64 // -1: at least read, less than the file
+		name      string
+		handler   http.HandlerFunc
+		read      int64 // body bytes the client reads before closing
+		wantError string
+		wantLevel slog.Level
+		wantBody  int64 // -1: at least read, less than the file
 	}{
-		{name: "during sendfile", handler: serveFile(t, path), read: 1 << 20, wantAborted: true, wantBody: -1},
+		{name: "during sendfile", handler: serveFile(t, path), read: 1 << 20, wantError: ErrorTypeClientAborted, wantLevel: slog.LevelInfo, wantBody: -1},
 		{
 			name: "while handler waits",
 			handler: func(w http.ResponseWriter, r *http.Request) {
@@ -475,7 +478,7 @@ func TestClientAbort(t *testing.T) {
 				w.(http.Flusher).Flush()
 				<-r.Context().Done()
 			},
-			wantAborted: true,
+			wantError: ErrorTypeClientAborted, wantLevel: slog.LevelInfo,
 		},
 		{
 			name: "short of Content-Length",
@@ -485,16 +488,16 @@ func TestClientAbort(t *testing.T) {
 				w.(http.Flusher).Flush()
 				<-r.Context().Done()
 			},
-			read: 5, wantAborted: true, wantBody: 5,
+			read: 5, wantError: ErrorTypeClientAborted, wantLevel: slog.LevelInfo, wantBody: 5,
 		},
-		{name: "after the whole body", handler: complete, read: 5, wantAborted: false, wantBody: 5},
+		{name: "after the whole body", handler: complete, read: 5, wantLevel: slog.LevelInfo, wantBody: 5},
 		{
 			name: "body shorter than Content-Length",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", "10")
 				w.Write([]byte("hello")) // and return: net/http closes the connection
 			},
-			read: 5, wantAborted: true, wantBody: 5,
+			read: 5, wantError: ErrorTypeShortBody, wantLevel: slog.LevelError, wantBody: 5,
 		},
 	}
 	for _, tt := range tests {
@@ -519,8 +522,8 @@ func TestClientAbort(t *testing.T) {
 			srv.Close()
 
 			e := logs.only(t)
-			if got, want := e.Attrs["error.type"], map[bool]any{true: "aborted", false: nil}[tt.wantAborted]; got != want {
-				t.Errorf("error.type = %v, want %v", got, want)
+			if got, _ := e.Attrs["error.type"].(string); got != tt.wantError {
+				t.Errorf("error.type = %q, want %q", got, tt.wantError)
 			}
 			if got := e.Attrs["http.response.status_code"]; got != int64(200) {
 				t.Errorf("status = %v, want 200", got)
@@ -532,8 +535,8 @@ func TestClientAbort(t *testing.T) {
 			if tt.wantBody < 0 && (body < tt.read || body >= 64<<20) {
 				t.Errorf("body size = %d, want the bytes that got out: at least the %d read and less than the file", body, tt.read)
 			}
-			if wantLevel := map[bool]slog.Level{true: slog.LevelError, false: slog.LevelInfo}[tt.wantAborted]; e.Level != wantLevel {
-				t.Errorf("level = %v, want %v", e.Level, wantLevel)
+			if e.Level != tt.wantLevel {
+				t.Errorf("level = %v, want %v", e.Level, tt.wantLevel)
 			}
 		})
 	}

@@ -1,11 +1,16 @@
 package middleware
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"net/textproto"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -13,16 +18,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-)
-
-// Span attribute keys fastpath adds to the conventions' own.
-const (
-	// SendfileSizeKey is the log key and span attribute holding the response
-	// body bytes sent by sendfile(2); present only with Listener.
-	SendfileSizeKey = "fastpath.response.sendfile.size"
-	// HijackedKey is the log key and span attribute set to true when the
-	// handler hijacked the connection.
-	HijackedKey = "fastpath.hijacked"
 )
 
 // Tracing returns middleware that starts an OpenTelemetry server span for
@@ -40,13 +35,13 @@ const (
 // fastpath.response.sendfile.size. Query strings are added (url.query) only
 // with WithURLQuery.
 //
-// The span status is Error for 5xx responses, handler panics and bodies that
-// fell short of their Content-Length (a file truncated as it was sent), and is
-// left unset otherwise: 4xx responses are the client's doing, and so is a
-// client that goes away, which is marked with error.type "aborted" instead. A panic
-// is recorded as an "exception" event, with the stack, and re-raised. The span
-// starts and ends at the same instants as the request duration Metrics
-// records, so the two agree exactly.
+// The span status is Error for 5xx responses and for responses aborted
+// through the server's fault (every error.type but client_aborted; see the
+// package documentation), with a description of the cause, and is left unset
+// otherwise: 4xx responses are the client's doing, and so is a client that
+// goes away. A panic is recorded as an "exception" event, with the stack,
+// and re-raised. The span starts and ends at the same instants as the
+// request duration Metrics records, so the two agree exactly.
 func Tracing(opts ...Option) func(http.Handler) http.Handler {
 	cfg := newConfig(opts)
 	tp := cfg.tracerProvider
@@ -60,15 +55,48 @@ func Tracing(opts ...Option) func(http.Handler) http.Handler {
 		prop: cfg.propagators,
 		cfg:  &cfg,
 	}
+	if t.prop != nil {
+		for _, f := range t.prop.Fields() {
+			t.fields = append(t.fields, textproto.CanonicalMIMEHeaderKey(f))
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return newHandler(next, &cfg, t)
 	}
 }
 
+// serverKind is made once: an option costs an allocation each time.
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
+// maxStartAttrs is the most attributes a span starts with.
+const maxStartAttrs = 14
+
+// startScratch holds the attributes a span starts with while it starts:
+// trace.NewSpanStartConfig copies them, so the array can be reused, and it
+// saves a kilobyte of garbage per request.
+var startScratch = sync.Pool{New: func() any { return new([maxStartAttrs]attribute.KeyValue) }}
+
 type tracing struct {
 	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
+	prop   propagation.TextMapPropagator // from WithPropagators; nil: the global one
+	fields []string                      // the canonical header names prop reads
 	cfg    *config
+}
+
+// carries reports whether h has a header t.prop reads. Most requests carry
+// none, and extracting from them anyway costs a canonicalized lookup, and
+// an allocation, per field. A propagator that names no fields is always
+// asked.
+func (t *tracing) carries(h http.Header) bool {
+	if len(t.fields) == 0 {
+		return true
+	}
+	for _, f := range t.fields {
+		if _, ok := h[f]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // spanMethod returns the method part of a span name.
@@ -79,19 +107,24 @@ func spanMethod(method string) string {
 	return method
 }
 
-func (t *tracing) start(rec *record, r *http.Request) *http.Request {
-	prop := t.prop
-	if prop == nil {
-		prop = otel.GetTextMapPropagator()
+func (t *tracing) start(rec *record, r *http.Request, ctx context.Context) context.Context {
+	switch {
+	case t.prop == nil:
+		ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+	case t.carries(r.Header):
+		ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	ctx := prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 
 	method := requestMethod(r.Method)
 	name := spanMethod(method)
 	route := patternPath(r.Pattern) // known here when mounted per handler on a ServeMux
 
-	var buf [16]attribute.KeyValue
-	attrs := append(buf[:0],
+	scratch := startScratch.Get().(*[maxStartAttrs]attribute.KeyValue)
+	defer func() {
+		clear(scratch[:]) // keep no request's strings alive in the pool
+		startScratch.Put(scratch)
+	}()
+	attrs := append(scratch[:0],
 		semconv.HTTPRequestMethodKey.String(method),
 		semconv.URLPath(r.URL.EscapedPath()),
 		semconv.URLScheme(urlScheme(r)),
@@ -100,8 +133,11 @@ func (t *tracing) start(rec *record, r *http.Request) *http.Request {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
 	}
 	if route != "" {
-		name += " " + route
+		name = spanNames.get(method, route)
 		attrs = append(attrs, semconv.HTTPRoute(route))
+	}
+	if t.cfg.spanName != nil {
+		name = t.cfg.spanName(r, route)
 	}
 	if t.cfg.query && r.URL.RawQuery != "" {
 		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
@@ -125,31 +161,40 @@ func (t *tracing) start(rec *record, r *http.Request) *http.Request {
 		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
 	}
 
-	ctx, span := t.tracer.Start(ctx, name,
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithTimestamp(rec.start),
-		trace.WithAttributes(attrs...))
+	// The options live in the record: a variadic slice passed to an
+	// interface method escapes, and would be an allocation per request.
+	opts := append(rec.spanOpts[:0], serverKind, trace.WithTimestamp(rec.start), trace.WithAttributes(attrs...))
+	ctx, span := t.tracer.Start(ctx, name, opts...)
 	if !rec.span.IsValid() {
 		rec.span = span.SpanContext()
 	}
-	return r.WithContext(ctx)
+	return ctx
 }
 
 func (t *tracing) end(rec *record, r *http.Request) {
 	span := trace.SpanFromContext(r.Context())
+	end := append(rec.spanEndOpts[:0], trace.WithTimestamp(rec.end))
 	if !span.IsRecording() {
-		span.End(trace.WithTimestamp(rec.end))
+		span.End(end...)
 		return
 	}
 	status := rec.status()
-	var buf [8]attribute.KeyValue
-	attrs := buf[:0]
+	attrs := rec.spanEnd[:0]
 	if status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
 	}
 	if rec.route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(rec.route))
-		span.SetName(spanMethod(requestMethod(r.Method)) + " " + rec.route)
+	}
+	switch {
+	case t.cfg.spanName != nil:
+		span.SetName(t.cfg.spanName(r, rec.route))
+	case rec.route != "":
+		span.SetName(spanNames.get(requestMethod(r.Method), rec.route))
+	}
+	if t.cfg.attrs != nil {
+		// Before fastpath's own, so that those win on a shared key.
+		span.SetAttributes(t.cfg.attrs(r)...)
 	}
 	attrs = append(attrs, // int64, not semconv's int helpers: bodies pass 2 GiB
 		semconv.HTTPRequestBodySizeKey.Int64(rec.reqBody.Load()),
@@ -167,7 +212,7 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	span.SetAttributes(attrs...)
 
 	switch {
-	case errType == errorTypePanic:
+	case errType == ErrorTypePanic:
 		msg := fmt.Sprint(rec.panicVal)
 		span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
 			semconv.ExceptionType(fmt.Sprintf("%T", rec.panicVal)),
@@ -179,17 +224,53 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		span.SetStatus(codes.Error, msg)
 	case status >= 500:
 		span.SetStatus(codes.Error, "")
-	case rec.short() && rec.writeErr == nil && !rec.clientGone:
-		// Nothing failed on the client's side: the handler sent less than
-		// it declared (a file truncated while it was sent, say).
-		span.SetStatus(codes.Error, "response body shorter than its Content-Length")
+	case serverFault(errType):
+		span.SetStatus(codes.Error, errorDescriptions[errType])
 	}
-	span.End(trace.WithTimestamp(rec.end))
+	span.End(end...)
+}
+
+// spanNames caches "{method} {route}": both have bounded cardinality, and
+// building the name per request would be an allocation.
+var spanNames nameCache
+
+type nameKey struct{ method, route string }
+
+type nameCache struct {
+	m sync.Map // nameKey -> string
+	n atomic.Int64
+}
+
+// get returns the span name for a known method (or methodOther) and route.
+func (c *nameCache) get(method, route string) string {
+	k := nameKey{method, route}
+	if v, ok := c.m.Load(k); ok {
+		return v.(string)
+	}
+	name := spanMethod(method) + " " + route
+	if c.n.Load() < maxCachedSets {
+		if _, loaded := c.m.LoadOrStore(k, name); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return name
+}
+
+// errorDescriptions are the span status descriptions of the error types
+// that are the server's concern.
+var errorDescriptions = map[string]string{
+	ErrorTypeSendTimeout:    "send timeout: the client stopped reading",
+	ErrorTypeWriteError:     "writing the response failed",
+	ErrorTypeShortBody:      "response body shorter than its Content-Length",
+	ErrorTypeHandlerAborted: "the handler aborted the response",
 }
 
 // splitHostPort splits "host:port", "[v6]:port" or a bare host; port is 0
 // when absent or invalid.
 func splitHostPort(hostport string) (host string, port int) {
+	if !strings.Contains(hostport, ":") {
+		return hostport, 0 // a bare name: SplitHostPort's error would allocate
+	}
 	host, p, err := net.SplitHostPort(hostport)
 	if err != nil {
 		// No port (or not host:port at all): the whole is the host, without

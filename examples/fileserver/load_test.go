@@ -151,7 +151,7 @@ func TestLoad(t *testing.T) {
 		sent += sf
 		if r.kind == "disconnect" {
 			aborted++
-			if body < r.received || (m["error.type"] != "aborted" && body != int64(size)) {
+			if body < r.received || (m["error.type"] != "client_aborted" && body != int64(size)) {
 				errs = append(errs, fmt.Sprintf("disconnect %s: recorded %v, client read %d", r.id, m, r.received))
 			}
 			continue

@@ -5,19 +5,24 @@
 package benchkit
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// Writer is a reusable ResponseWriter with net/http's optional interfaces,
-// so a benchmark measures the middleware rather than a recorder.
+// Writer is a reusable ResponseWriter with exactly the method set of
+// net/http's HTTP/1 ResponseWriter, so a benchmark measures the middleware as
+// a real server runs it, rather than a recorder.
 type Writer struct {
 	h    http.Header
 	Code int
@@ -43,6 +48,26 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discar
 
 // Flush does nothing.
 func (w *Writer) Flush() {}
+
+// FlushError does nothing.
+func (w *Writer) FlushError() error { return nil }
+
+// CloseNotify returns nil: nothing closes.
+func (w *Writer) CloseNotify() <-chan bool { return nil }
+
+// Hijack refuses: there is no connection.
+func (w *Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, errors.ErrUnsupported
+}
+
+// SetReadDeadline does nothing.
+func (w *Writer) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline does nothing.
+func (w *Writer) SetWriteDeadline(time.Time) error { return nil }
+
+// EnableFullDuplex does nothing.
+func (w *Writer) EnableFullDuplex() error { return nil }
 
 // Route is the pattern of the one route Router serves, and Path the path
 // every benchmark request asks for.

@@ -7,6 +7,7 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -92,12 +93,12 @@ func Machine() string {
 
 // RandomBytes returns size pseudo-random bytes, the same for the same size.
 func RandomBytes(size int) []byte {
-	data := make([]byte, size)
+	data := make([]byte, size+7)
 	rng := rand.New(rand.NewPCG(3, uint64(size)))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
+	for i := 0; i < size; i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
 	}
-	return data
+	return data[:size:size]
 }
 
 // WriteRandomFile writes RandomBytes(size) to dir/name and returns them.
