@@ -1,13 +1,14 @@
 // Command fileserver serves a directory over HTTP with chi and fastpath, and
 // keeps every download on the kernel's sendfile(2) path:
 //
-//	go run ./examples/fileserver [-addr 127.0.0.1:8080] [-root .] [-list] [-send-timeout 1m]
+//	go run ./examples/fileserver [-addr 127.0.0.1:8080] [-root .] [-list] [-send-timeout 1m] [-metrics-addr 127.0.0.1:9464]
 //
-// Routes: /files/* (the directory, through handlers.FileServer), /metrics
-// (Prometheus text format), /healthz. Request logs are JSON lines on standard
-// output; traces and metrics also go over OTLP when the standard OTEL_*
-// environment variables ask for it. SIGINT or SIGTERM shuts it down
-// gracefully.
+// Routes: /files/* (the directory, through handlers.FileServer; /files
+// redirects there), /metrics (Prometheus text format, or OpenMetrics with
+// exemplars; on -metrics-addr instead when that is set), /healthz. Request
+// logs are JSON lines on standard output; traces and metrics also go over
+// OTLP when the standard OTEL_* environment variables ask for it. SIGINT or
+// SIGTERM shuts it down gracefully.
 //
 // The fastpath wiring a service copies is all in run below; flags, the SDK
 // setup and the http.Server with its timeouts are in examples/internal/app.
@@ -78,7 +79,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		middleware.Logger(logger, skip),
 	)
 	r.Get("/healthz", app.Healthz)
-	r.Handle("/metrics", tel.Prometheus)
+	if cfg.MetricsAddr == "" {
+		r.Handle("/metrics", tel.Prometheus) // else app.Serve serves it on -metrics-addr
+	}
+	// As http.ServeMux does for a pattern ending in a slash.
+	r.Handle("/files", http.RedirectHandler("/files/", http.StatusTemporaryRedirect))
 	r.Handle("/files/*", http.StripPrefix("/files", handlers.FileServer(root, cfg.FileOptions()...)))
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -87,5 +92,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	// Listener lets the middleware report, per request, the bytes the
 	// kernel sent by sendfile (fastpath.response.sendfile.size).
-	return app.Serve(ctx, cfg, middleware.Listener(ln), r, logger, stderr, ready)
+	return app.Serve(ctx, cfg, middleware.Listener(ln), r, tel.Prometheus, logger, stderr, ready)
 }

@@ -13,3 +13,7 @@ func TestFileServer(t *testing.T) {
 func TestFileServerOTLP(t *testing.T) {
 	exampletest.CheckOTLP(t, run)
 }
+
+func TestFileServerMetricsAddr(t *testing.T) {
+	exampletest.CheckMetricsAddr(t, run)
+}

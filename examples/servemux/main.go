@@ -1,7 +1,7 @@
 // Command servemux is examples/fileserver on net/http's ServeMux with Go
 // 1.22 patterns instead of chi, with the same flags and routes:
 //
-//	go run ./examples/servemux [-addr 127.0.0.1:8080] [-root .] [-list] [-send-timeout 1m]
+//	go run ./examples/servemux [-addr 127.0.0.1:8080] [-root .] [-list] [-send-timeout 1m] [-metrics-addr 127.0.0.1:9464]
 //
 // The fastpath middleware wraps the mux from outside; the route is read from
 // the pattern the mux matched.
@@ -54,7 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", app.Healthz)
-	mux.Handle("GET /metrics", tel.Prometheus)
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", tel.Prometheus) // else app.Serve serves it on -metrics-addr
+	}
+	// ServeMux redirects /files to /files/ by itself.
 	mux.Handle("/files/", http.StripPrefix("/files", handlers.FileServer(root, cfg.FileOptions()...)))
 
 	skip := middleware.WithSkip(func(r *http.Request) bool {
@@ -72,5 +75,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	return app.Serve(ctx, cfg, middleware.Listener(ln), h, logger, stderr, ready)
+	return app.Serve(ctx, cfg, middleware.Listener(ln), h, tel.Prometheus, logger, stderr, ready)
 }

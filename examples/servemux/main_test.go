@@ -13,3 +13,7 @@ func TestServeMux(t *testing.T) {
 func TestServeMuxOTLP(t *testing.T) {
 	exampletest.CheckOTLP(t, run)
 }
+
+func TestServeMuxMetricsAddr(t *testing.T) {
+	exampletest.CheckMetricsAddr(t, run)
+}

@@ -1,7 +1,8 @@
 // Package app is the plumbing the example servers share and that has nothing
 // to do with fastpath itself: flags, the OpenTelemetry SDK providers
-// (Prometheus on /metrics, OTLP when the standard environment asks for it),
-// and an http.Server with timeouts and graceful shutdown. The fastpath wiring
+// (Prometheus on /metrics, with exemplars and the Go runtime's and the
+// process's own metrics; OTLP when the standard environment asks for it), and
+// an http.Server with timeouts and graceful shutdown. The fastpath wiring
 // (middleware order, providers, Listener) is in each example's main.go.
 package app
 
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -32,6 +35,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fastpath-go/fastpath/handlers"
@@ -46,6 +50,7 @@ type Config struct {
 	ReadHeaderTimeout time.Duration // cut off a client that does not finish its request headers
 	ShutdownTimeout   time.Duration // how long in-flight requests get on SIGINT or SIGTERM
 	DebugAddr         string        // where to serve net/http/pprof; "" for nowhere
+	MetricsAddr       string        // where to serve /metrics instead of the public listener; "" for there
 }
 
 // FileOptions returns the handlers.FileServer options the flags ask for.
@@ -69,6 +74,7 @@ func ParseFlags(name string, args []string, stderr io.Writer) (Config, error) {
 	fset.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "cut off a client that has not sent its request headers after this long")
 	fset.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long in-flight requests get to finish")
 	fset.StringVar(&c.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address (keep it private), e.g. 127.0.0.1:6060")
+	fset.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of -addr, so metrics need not be public, e.g. 127.0.0.1:9464")
 	if err := fset.Parse(args); err != nil {
 		return c, err
 	}
@@ -82,7 +88,11 @@ func ParseFlags(name string, args []string, stderr io.Writer) (Config, error) {
 type Telemetry struct {
 	MeterProvider  *sdkmetric.MeterProvider
 	TracerProvider *sdktrace.TracerProvider
-	// Prometheus serves the metrics in the Prometheus text format.
+	// Prometheus serves the metrics: the Prometheus text format, or
+	// OpenMetrics with exemplars (the trace_id and span_id of a sampled
+	// request) to a scraper that asks for it with
+	// Accept: application/openmetrics-text. The Go runtime's and the
+	// process's own metrics (go_*, process_*) are on it too.
 	Prometheus http.Handler
 }
 
@@ -101,6 +111,10 @@ func NewTelemetry(ctx context.Context, service string) (*Telemetry, error) {
 		return nil, fmt.Errorf("resource: %w", err)
 	}
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The SDK's default exemplar filter keeps measurements made inside a
+	// sampled span (the middleware records with the request's span), and
+	// the exporter passes them on as Prometheus exemplars.
 	prom, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
@@ -124,7 +138,9 @@ func NewTelemetry(ctx context.Context, service string) (*Telemetry, error) {
 	return &Telemetry{
 		MeterProvider:  sdkmetric.NewMeterProvider(mopts...),
 		TracerProvider: sdktrace.NewTracerProvider(topts...),
-		Prometheus:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		// Exemplars exist only in OpenMetrics; promhttp serves it to a
+		// scraper that asks (Prometheus does) and the text format otherwise.
+		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}),
 	}, nil
 }
 
@@ -157,14 +173,15 @@ const (
 
 // Serve serves h on ln until ctx is done, then shuts down gracefully: in-flight requests get
 // cfg.ShutdownTimeout to finish, after which the remaining connections are
-// closed. It prints where it listens, and a curl command to try, to stderr;
-// ready, when not nil, is called with the address once the server accepts
-// connections.
+// closed. When cfg.MetricsAddr is set it serves metrics on /metrics there (h
+// then should not). It prints where it listens, and a curl command to try,
+// to stderr; ready, when not nil, is called with the address once the server
+// accepts connections.
 //
 // A connection closed before it delivered a complete request (a client that
 // never finished its headers and was cut off by cfg.ReadHeaderTimeout, say)
 // never reaches the middleware, so Serve logs it itself.
-func Serve(ctx context.Context, cfg Config, ln net.Listener, h http.Handler, logger *slog.Logger, stderr io.Writer, ready func(net.Addr)) error {
+func Serve(ctx context.Context, cfg Config, ln net.Listener, h, metrics http.Handler, logger *slog.Logger, stderr io.Writer, ready func(net.Addr)) error {
 	// served marks, per connection, whether a request reached the handler.
 	var conns sync.Map // net.Conn -> *atomic.Bool
 	// active counts the handlers running, so the records of responses cut
@@ -205,7 +222,17 @@ func Serve(ctx context.Context, cfg Config, ln net.Listener, h http.Handler, log
 			}
 		},
 	}
-	banner(stderr, ln.Addr(), cfg.Root)
+	metricsURL := "http://" + ln.Addr().String() + "/metrics"
+	if cfg.MetricsAddr != "" {
+		addr, stop, err := serveMetrics(cfg.MetricsAddr, metrics)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+		metricsURL = "http://" + addr.String() + "/metrics"
+	}
+	banner(stderr, ln.Addr(), metricsURL, cfg.Root, cfg.Listing)
 	if cfg.DebugAddr != "" {
 		stop, err := serveDebug(cfg.DebugAddr, stderr)
 		if err != nil {
@@ -267,6 +294,20 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 // servedKey is the context key of a connection's served flag.
 type servedKey struct{}
 
+// serveMetrics serves metrics on /metrics of its own listener, which can be
+// private while the files are public.
+func serveMetrics(addr string, metrics http.Handler) (net.Addr, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout}
+	go srv.Serve(ln)
+	return ln.Addr(), func() { srv.Close() }, nil
+}
+
 // serveDebug serves net/http/pprof on its own listener, away from the
 // public one.
 func serveDebug(addr string, stderr io.Writer) (stop func(), err error) {
@@ -286,24 +327,44 @@ func serveDebug(addr string, stderr io.Writer) (stop func(), err error) {
 	return func() { srv.Close() }, nil
 }
 
-func banner(w io.Writer, addr net.Addr, root string) {
+// banner prints where the server listens and a command to try. File names
+// come from the served directory, which anyone may have written to: they
+// are escaped into the URL and the URL is shell-quoted, so a file named
+// $(touch x) is printed as a command that fetches it and runs nothing.
+func banner(w io.Writer, addr net.Addr, metricsURL, root string, listing bool) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		abs = root
 	}
 	base := "http://" + addr.String()
-	fmt.Fprintf(w, "fastpath: serving %s\n", abs)
-	fmt.Fprintf(w, "  files:   %s/files/\n", base)
-	fmt.Fprintf(w, "  metrics: %s/metrics\n", base)
-	fmt.Fprintf(w, "  health:  %s/healthz\n", base)
 	name := sampleFile(root)
+	fmt.Fprintf(w, "fastpath: serving %s\n", abs)
+	switch {
+	case listing:
+		fmt.Fprintf(w, "  files:   %s/files/\n", base)
+	case name != "":
+		// Without -list, /files/ itself answers 404: link a file.
+		fmt.Fprintf(w, "  files:   %s/files/%s (directory listings are off; -list turns them on)\n", base, url.PathEscape(name))
+	default:
+		fmt.Fprintf(w, "  files:   %s/files/NAME (the directory has no file to show; -list turns listings on)\n", base)
+	}
+	fmt.Fprintf(w, "  metrics: %s\n", metricsURL)
+	fmt.Fprintf(w, "  health:  %s/healthz\n", base)
 	if name == "" {
 		name = "FILE"
 	}
-	fmt.Fprintf(w, "try a range request:\n  curl -r 0-99 -o /dev/null -w '%%{http_code} %%{size_download}\\n' %s/files/%s\n", base, name)
+	fmt.Fprintf(w, "try a range request:\n  curl -r 0-99 -o /dev/null -w '%%{http_code} %%{size_download}\\n' %s\n", shellQuote(base+"/files/"+url.PathEscape(name)))
 }
 
-// sampleFile returns the name of a regular file in dir, for the banner.
+// shellQuote quotes s for a POSIX shell: inside single quotes nothing is
+// special but the single quote itself, which is closed, escaped and
+// reopened.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sampleFile returns the name of a regular file in dir, for the banner:
+// the first in name order that is not hidden.
 func sampleFile(dir string) string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -311,7 +372,9 @@ func sampleFile(dir string) string {
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && !strings.ContainsAny(e.Name(), " '\"\\%?#") {
+		// The file server refuses backslashes and control characters.
+		odd := strings.ContainsFunc(e.Name(), func(r rune) bool { return r == '\\' || unicode.IsControl(r) })
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && !odd {
 			if fi, err := e.Info(); err == nil && fi.Mode()&fs.ModeType == 0 {
 				return e.Name()
 			}

@@ -1,6 +1,14 @@
 package app
 
-import "testing"
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestOTLPWanted(t *testing.T) {
 	tests := []struct {
@@ -21,6 +29,117 @@ func TestOTLPWanted(t *testing.T) {
 			}
 			if got := otlpWanted("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); got != tt.want {
 				t.Errorf("otlpWanted = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://127.0.0.1:8080/files/a.txt", "'http://127.0.0.1:8080/files/a.txt'"},
+		{"$(touch x)", "'$(touch x)'"},
+		{"a'b", `'a'\''b'`},
+		{"", "''"},
+	}
+	for _, tt := range tests {
+		if got := shellQuote(tt.in); got != tt.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return "tcp" }
+func (a fakeAddr) String() string  { return string(a) }
+
+// TestBanner checks the banner for hostile and plain file names, with and
+// without listings, and runs each printed curl command's URL through a real
+// shell: it must come out as the one argument printed, running nothing.
+func TestBanner(t *testing.T) {
+	const (
+		base    = "http://127.0.0.1:8080"
+		metrics = "http://127.0.0.1:9464/metrics"
+		curl    = "  curl -r 0-99 -o /dev/null -w '%{http_code} %{size_download}\\n' "
+	)
+	tests := []struct {
+		name    string
+		files   []string
+		listing bool
+		files1  string // the files line
+		url     string // the URL in the curl command, unquoted
+	}{
+		{
+			name: "plain", files: []string{"readme.txt", "big.bin"},
+			files1: "  files:   " + base + "/files/big.bin (directory listings are off; -list turns them on)",
+			url:    base + "/files/big.bin",
+		},
+		{
+			name: "listing", files: []string{"readme.txt"}, listing: true,
+			files1: "  files:   " + base + "/files/",
+			url:    base + "/files/readme.txt",
+		},
+		{
+			name: "command substitution", files: []string{"$(touch x)"},
+			files1: "  files:   " + base + "/files/$%28touch%20x%29 (directory listings are off; -list turns them on)",
+			url:    base + "/files/$%28touch%20x%29",
+		},
+		{
+			name: "quote and backquote", files: []string{"a'`touch x`'b"},
+			files1: "  files:   " + base + "/files/a%27%60touch%20x%60%27b (directory listings are off; -list turns them on)",
+			url:    base + "/files/a%27%60touch%20x%60%27b",
+		},
+		{
+			name: "hidden, backslash and newline skipped", files: []string{".env", "a\\b", "a\nb"},
+			files1: "  files:   " + base + "/files/NAME (the directory has no file to show; -list turns listings on)",
+			url:    base + "/files/FILE",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root := filepath.Join(dir, "root")
+			if err := os.Mkdir(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tt.files {
+				if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var b strings.Builder
+			banner(&b, fakeAddr("127.0.0.1:8080"), metrics, root, tt.listing)
+			want := strings.Join([]string{
+				"fastpath: serving " + root,
+				tt.files1,
+				"  metrics: " + metrics,
+				"  health:  " + base + "/healthz",
+				"try a range request:",
+				curl + shellQuote(tt.url),
+				"",
+			}, "\n")
+			if b.String() != want {
+				t.Fatalf("banner:\n%s\nwant:\n%s", b.String(), want)
+			}
+
+			// The shell must hand curl the URL as one argument, and run
+			// nothing: printf stands in for curl, in the directory the
+			// hostile names would create x in.
+			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			args := strings.TrimPrefix(lines[len(lines)-1], curl)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "sh", "-c", "printf '%s\\n' "+args)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("sh: %v: %s", err, out)
+			}
+			if string(out) != tt.url+"\n" {
+				t.Errorf("the shell read the command's URL as %q, want %q", out, tt.url+"\n")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+				t.Error("running the printed command created x")
 			}
 		})
 	}

@@ -1,7 +1,9 @@
 // Package exampletest runs an example server the way a user does and checks
 // what the README promises: downloads, ranges, 304s, a refused traversal,
 // Prometheus metrics that add up to the bytes served (with the zero-copy
-// share), and one JSON log line per request.
+// share), exemplars that link them to the requests' traces, the Go runtime's
+// and the process's metrics, one JSON log line per request, and metrics on a
+// listener of their own.
 package exampletest
 
 import (
@@ -16,6 +18,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,6 +165,16 @@ func Check(t *testing.T, run RunFunc, route string, chi bool) {
 	if got := histogramCount(families, "http_server_request_duration_seconds"); got != uint64(len(want)) {
 		t.Errorf("request duration count %d, want %d (health checks and scrapes are skipped)", got, len(want))
 	}
+	for _, name := range runtimeMetrics {
+		if _, ok := families[name]; !ok {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// A scraper that asks for OpenMetrics gets it, with exemplars.
+	resp, openMetrics := get("/metrics", "Accept", "application/openmetrics-text; version=1.0.0")
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") || !bytes.HasSuffix(openMetrics, []byte("# EOF\n")) {
+		t.Fatalf("an OpenMetrics scrape got Content-Type %q and a body ending %q", ct, openMetrics[max(0, len(openMetrics)-20):])
+	}
 
 	cancel()
 	select {
@@ -208,6 +222,207 @@ func Check(t *testing.T, run RunFunc, route string, chi bool) {
 	}
 	if strings.Contains(stdout.String(), "TOP SECRET") || strings.Contains(stdout.String(), dir) {
 		t.Error("a file outside the root, or a file system path, reached the log")
+	}
+	if len(lines) == len(want) {
+		checkExemplars(t, string(openMetrics), route, lines)
+	}
+}
+
+// runtimeMetrics are some of the Go runtime's and the process's metrics,
+// which a deployment watches beside the requests.
+var runtimeMetrics = []string{
+	"go_goroutines", "go_gc_duration_seconds", "go_memstats_heap_alloc_bytes", "go_info",
+	"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds",
+}
+
+// exemplar is one bucket's exemplar in an OpenMetrics exposition.
+type exemplar struct {
+	metric string            // the bucket's metric name, with _bucket
+	labels map[string]string // the bucket's labels, le included
+	ex     map[string]string // the exemplar's labels: trace_id, span_id
+	value  float64           // the exemplar's value: the measurement
+}
+
+// exemplarLine is a sample line with an exemplar:
+// name{labels} value # {exemplar labels} exemplar-value [timestamp]
+var exemplarLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} \S+ # \{(.*)\} (\S+)(?: \S+)?$`)
+
+// parseExemplars returns the exemplars of an OpenMetrics exposition.
+func parseExemplars(t *testing.T, text string) []exemplar {
+	t.Helper()
+	var out []exemplar
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") || !strings.Contains(line, " # {") {
+			continue
+		}
+		m := exemplarLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("cannot parse the exemplar line %q", line)
+		}
+		v, err := strconv.ParseFloat(m[4], 64)
+		if err != nil {
+			t.Fatalf("exemplar value in %q: %v", line, err)
+		}
+		out = append(out, exemplar{metric: m[1], labels: parseLabels(t, m[2]), ex: parseLabels(t, m[3]), value: v})
+	}
+	return out
+}
+
+// parseLabels parses name="value",... with the exposition's escapes.
+func parseLabels(t *testing.T, s string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for s != "" {
+		name, rest, ok := strings.Cut(s, "=\"")
+		if !ok {
+			t.Fatalf("bad label set %q", s)
+		}
+		var val strings.Builder
+		i := 0
+		for ; i < len(rest) && rest[i] != '"'; i++ {
+			if rest[i] == '\\' && i+1 < len(rest) {
+				i++
+				switch rest[i] {
+				case 'n':
+					val.WriteByte('\n')
+				default:
+					val.WriteByte(rest[i])
+				}
+				continue
+			}
+			val.WriteByte(rest[i])
+		}
+		if i == len(rest) {
+			t.Fatalf("unterminated label value in %q", s)
+		}
+		out[name] = val.String()
+		s = strings.TrimPrefix(rest[i+1:], ",")
+	}
+	return out
+}
+
+// checkExemplars checks, for the requests that are alone in their series
+// (the full download and the range), that the exemplars of their buckets are
+// exactly them: the trace and span ids of their log records, and their
+// sizes and duration.
+func checkExemplars(t *testing.T, text, route string, lines []map[string]any) {
+	t.Helper()
+	exs := parseExemplars(t, text)
+	find := func(metric, status, le string) []exemplar {
+		var found []exemplar
+		for _, e := range exs {
+			if e.metric == metric+"_bucket" && e.labels["http_route"] == route && e.labels["http_response_status_code"] == status && (le == "" || e.labels["le"] == le) {
+				found = append(found, e)
+			}
+		}
+		return found
+	}
+	full, rng := lines[0], lines[1]
+	fullDuration := time.Duration(int64(full["duration"].(float64))).Seconds()
+	tests := []struct {
+		name, metric, status, le string
+		rec                      map[string]any
+		value                    float64
+	}{
+		{"full download body size", "http_server_response_body_size_bytes", "200", "1.048576e+06", full, 1 << 20},
+		{"full download sendfile size", "fastpath_server_response_sendfile_size_bytes", "200", "1.048576e+06", full, 1<<20 - 512},
+		{"full download duration", "http_server_request_duration_seconds", "200", "", full, fullDuration},
+		{"range body size", "http_server_response_body_size_bytes", "206", "262144.0", rng, 100000},
+		{"range sendfile size", "fastpath_server_response_sendfile_size_bytes", "206", "262144.0", rng, 100000 - 512},
+	}
+	for _, tt := range tests {
+		found := find(tt.metric, tt.status, tt.le)
+		if len(found) != 1 {
+			t.Errorf("%s: %d exemplars in %s{status %s, le %q}, want 1 (the request's):\n%s", tt.name, len(found), tt.metric, tt.status, tt.le, text)
+			continue
+		}
+		e := found[0]
+		if e.ex["trace_id"] != tt.rec["trace_id"] || e.ex["span_id"] != tt.rec["span_id"] || e.value != tt.value || len(e.ex) != 2 {
+			t.Errorf("%s: exemplar %v value %v, want trace_id %v span_id %v value %v", tt.name, e.ex, e.value, tt.rec["trace_id"], tt.rec["span_id"], tt.value)
+		}
+	}
+}
+
+// CheckMetricsAddr runs the example with -metrics-addr and without -list
+// and checks what its banner promises: metrics on their own listener (and
+// not on the public one), a files link that answers, and /files redirected
+// to /files/.
+func CheckMetricsAddr(t *testing.T, run RunFunc) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr testutil.LockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-root", root}, io.Discard, &stderr, func(a net.Addr) { addrc <- a })
+	}()
+	var base string
+	select {
+	case a := <-addrc:
+		base = "http://" + a.String()
+	case err := <-errc:
+		t.Fatalf("example exited: %v\n%s", err, stderr.String())
+	}
+	banner := stderr.String()
+	filesLink := regexp.MustCompile(`(?m)^  files:   (\S+)`).FindStringSubmatch(banner)
+	metricsLink := regexp.MustCompile(`(?m)^  metrics: (http://\S+/metrics)$`).FindStringSubmatch(banner)
+	if filesLink == nil || metricsLink == nil || filesLink[1] != base+"/files/a.txt" || strings.HasPrefix(metricsLink[1], base) {
+		t.Fatalf("banner: want a files link to %s/files/a.txt and metrics elsewhere than %s:\n%s", base, base, banner)
+	}
+
+	client := &http.Client{
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	tests := []struct {
+		name, url string
+		status    int
+		location  string // the Location header, for redirects
+		contains  string // a string the body must contain
+	}{
+		{name: "files link", url: filesLink[1], status: 200, contains: "hello"},
+		{name: "files without a slash", url: base + "/files", status: http.StatusTemporaryRedirect, location: "/files/"}, // as ServeMux redirects
+		{name: "no metrics on the public listener", url: base + "/metrics", status: 404},
+		{name: "metrics listener", url: metricsLink[1], status: 200, contains: `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200"`},
+		{name: "runtime metrics", url: metricsLink[1], status: 200, contains: "\ngo_goroutines "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The scrape may come before the handler of the files link has
+			// recorded its request; retry until it has, within a minute.
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+				resp, err := client.Get(tt.url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ok := resp.StatusCode == tt.status && resp.Header.Get("Location") == tt.location && strings.Contains(string(body), tt.contains)
+				if ok {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("GET %s: %d, Location %q, body %q; want %d, Location %q, a body containing %q",
+						tt.url, resp.StatusCode, resp.Header.Get("Location"), body, tt.status, tt.location, tt.contains)
+				}
+			}
+		})
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("example did not shut down")
 	}
 }
 

@@ -256,7 +256,7 @@ type response struct {
 // reads the whole body and checks it is the file's content (or the range
 // of it), after decompressing it when it was compressed.
 func fetch(ctx context.Context, addr string, rw *row, k kind, f *testFile) (response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/files/"+fileName, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+rw.prefix+"/files/"+fileName, nil)
 	if err != nil {
 		return response{}, err
 	}

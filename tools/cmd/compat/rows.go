@@ -14,16 +14,30 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/NYTimes/gziphandler"
+	"github.com/didip/tollbooth/v7"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/felixge/httpsnoop"
 	chimw "github.com/go-chi/chi/v5/middleware"
 	chicors "github.com/go-chi/cors"
 	"github.com/go-chi/httplog/v3"
+	"github.com/go-chi/httprate"
+	"github.com/gorilla/csrf"
 	"github.com/gorilla/handlers"
+	"github.com/justinas/alice"
+	"github.com/justinas/nosurf"
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	rscors "github.com/rs/cors"
+	slogchi "github.com/samber/slog-chi"
+	metricsprom "github.com/slok/go-http-metrics/metrics/prometheus"
+	httpmetrics "github.com/slok/go-http-metrics/middleware"
+	httpmetricsstd "github.com/slok/go-http-metrics/middleware/std"
+	"github.com/ulule/limiter/v3"
+	limiterstd "github.com/ulule/limiter/v3/drivers/middleware/stdlib"
+	limitermem "github.com/ulule/limiter/v3/drivers/store/memory"
+	"github.com/unrolled/secure"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -40,6 +54,16 @@ const (
 	modRSCORS    = "github.com/rs/cors"
 	modOtelHTTP  = "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	modHTTPSnoop = "github.com/felixge/httpsnoop"
+	modGzipHdlr  = "github.com/NYTimes/gziphandler"
+	modHTTPMetr  = "github.com/slok/go-http-metrics"
+	modSlogChi   = "github.com/samber/slog-chi"
+	modAlice     = "github.com/justinas/alice"
+	modSecure    = "github.com/unrolled/secure"
+	modHTTPRate  = "github.com/go-chi/httprate"
+	modTollbooth = "github.com/didip/tollbooth/v7"
+	modLimiter   = "github.com/ulule/limiter/v3"
+	modCSRF      = "github.com/gorilla/csrf"
+	modNosurf    = "github.com/justinas/nosurf"
 	// modStd marks the standard library: its version is the Go version in
 	// the header, so the table does not repeat it.
 	modStd = "std"
@@ -72,6 +96,9 @@ type row struct {
 	// noAcceptEncoding makes the client send no Accept-Encoding header, as
 	// curl does by default.
 	noAcceptEncoding bool
+	// prefix is put before /files/ in the path the client asks for, for a
+	// middleware that strips it.
+	prefix string
 	// new returns a fresh instance of the middleware, so that what it
 	// reports is about the requests of one server only.
 	new func() instance
@@ -336,6 +363,103 @@ var rows = []*row{
 		new: plain(func() func(http.Handler) http.Handler {
 			return func(next http.Handler) http.Handler { return http.TimeoutHandler(next, time.Minute, "timeout") }
 		})},
+	{id: "std-maxbytes", name: "net/http `http.MaxBytesHandler(1 MiB)`", module: modStd,
+		new: plain(func() func(http.Handler) http.Handler {
+			return func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, 1<<20) }
+		})},
+	{id: "std-stripprefix", name: "net/http `http.StripPrefix(/static)`, client asks for `/static/files/…`", module: modStd,
+		prefix: "/static",
+		new: plain(func() func(http.Handler) http.Handler {
+			return func(next http.Handler) http.Handler { return http.StripPrefix("/static", next) }
+		})},
+
+	// More of chi's middleware.
+	{id: "chi-heartbeat", name: "chi `middleware.Heartbeat(/ping)`", module: modChi,
+		new: plain(func() func(http.Handler) http.Handler { return chimw.Heartbeat("/ping") })},
+
+	// NYTimes/gziphandler.
+	{id: "gziphandler", name: "NYTimes/gziphandler `GzipHandler` (defaults)", module: modGzipHdlr,
+		new: plain(func() func(http.Handler) http.Handler { return gziphandler.GzipHandler })},
+
+	// slok/go-http-metrics.
+	{
+		id:     "go-http-metrics",
+		name:   "slok/go-http-metrics `std.HandlerProvider` with its Prometheus recorder (`http_response_size_bytes`)",
+		module: modHTTPMetr,
+		new: func() instance {
+			reg := prometheus.NewRegistry()
+			m := httpmetrics.New(httpmetrics.Config{Recorder: metricsprom.NewRecorder(metricsprom.Config{Registry: reg})})
+			return instance{
+				mw:       httpmetricsstd.HandlerProvider("", m),
+				reported: func() (int64, error) { return promHistogramSum(reg, "http_response_size_bytes") },
+			}
+		},
+	},
+
+	// samber/slog-chi.
+	{
+		id:     "slog-chi",
+		name:   "samber/slog-chi `New` (defaults)",
+		module: modSlogChi,
+		new: func() instance {
+			buf := new(testutil.LockedBuffer)
+			mw := slogchi.New(slog.New(slog.NewJSONHandler(buf, nil)))
+			return instance{mw: mw, reported: sizeFromJSON(buf, "response", "length")}
+		},
+	},
+	{
+		id:     "slog-chi-body",
+		name:   "samber/slog-chi `NewWithConfig` (`WithResponseBody` on)",
+		module: modSlogChi,
+		new: func() instance {
+			buf := new(testutil.LockedBuffer)
+			mw := slogchi.NewWithConfig(slog.New(slog.NewJSONHandler(buf, nil)), slogchi.Config{
+				DefaultLevel: slog.LevelInfo, ClientErrorLevel: slog.LevelWarn, ServerErrorLevel: slog.LevelError,
+				WithRequestID: true, WithResponseBody: true,
+			})
+			return instance{mw: mw, reported: sizeFromJSON(buf, "response", "length")}
+		},
+	},
+
+	// justinas/alice.
+	{id: "alice", name: "justinas/alice chain of chi `RequestID`, `RealIP` and `NoCache`", module: modAlice,
+		new: plain(func() func(http.Handler) http.Handler {
+			chain := alice.New(chimw.RequestID, chimw.RealIP, chimw.NoCache)
+			return chain.Then
+		})},
+
+	// unrolled/secure.
+	{id: "secure", name: "unrolled/secure `New(FrameDeny, ContentTypeNosniff, STSSeconds)`", module: modSecure,
+		new: plain(func() func(http.Handler) http.Handler {
+			return secure.New(secure.Options{FrameDeny: true, ContentTypeNosniff: true, STSSeconds: 31536000, IsDevelopment: false}).Handler
+		})},
+
+	// Rate limiters.
+	{id: "httprate", name: "go-chi/httprate `LimitBy(100, 1m, Key(\"*\"))`", module: modHTTPRate,
+		new: plain(func() func(http.Handler) http.Handler {
+			return httprate.LimitBy(100, time.Minute, httprate.Key("*"))
+		})},
+	{id: "tollbooth", name: "tollbooth `LimitHandler(NewLimiter(100/s))`", module: modTollbooth,
+		new: plain(func() func(http.Handler) http.Handler {
+			lmt := tollbooth.NewLimiter(100, nil)
+			return func(next http.Handler) http.Handler { return tollbooth.LimitHandler(lmt, next) }
+		})},
+	{id: "ulule-limiter", name: "ulule/limiter `stdlib.NewMiddleware` (100/min, memory store)", module: modLimiter,
+		new: plain(func() func(http.Handler) http.Handler {
+			lim := limiter.New(limitermem.NewStore(), limiter.Rate{Period: time.Minute, Limit: 100})
+			return limiterstd.NewMiddleware(lim).Handler
+		})},
+
+	// CSRF protection (a download is a GET: checked for nothing, but
+	// given the token cookie).
+	{id: "gorilla-csrf", name: "gorilla/csrf `Protect(key, Secure(false))`", module: modCSRF,
+		new: plain(func() func(http.Handler) http.Handler {
+			return csrf.Protect([]byte("0123456789abcdef0123456789abcdef"), csrf.Secure(false))
+		})},
+	{id: "nosurf", name: "justinas/nosurf `New`", module: modNosurf,
+		new: plain(func() func(http.Handler) http.Handler {
+			return func(next http.Handler) http.Handler { return nosurf.New(next) }
+		})},
 }
 
 // rowByID returns the row with the given id, or nil.
@@ -374,9 +498,9 @@ func sizeFromText(buf *testutil.LockedBuffer, re *regexp.Regexp) func() (int64, 
 	}
 }
 
-// sizeFromJSON returns a reporter that reads key from the one JSON log record
-// in buf.
-func sizeFromJSON(buf *testutil.LockedBuffer, key string) func() (int64, error) {
+// sizeFromJSON returns a reporter that reads the number at path (a key, or
+// a group's keys down to it) from the one JSON log record in buf.
+func sizeFromJSON(buf *testutil.LockedBuffer, path ...string) func() (int64, error) {
 	return func() (int64, error) {
 		out := strings.TrimSpace(buf.String())
 		lines := strings.Split(out, "\n")
@@ -389,11 +513,19 @@ func sizeFromJSON(buf *testutil.LockedBuffer, key string) func() (int64, error) 
 		if err := d.Decode(&rec); err != nil {
 			return 0, fmt.Errorf("log record %q: %w", lines[0], err)
 		}
-		v, ok := rec[key].(json.Number)
-		if !ok {
-			return 0, fmt.Errorf("no %s in log record %q", key, lines[0])
+		var v any = rec
+		for _, key := range path {
+			group, ok := v.(map[string]any)
+			if !ok {
+				return 0, fmt.Errorf("no %s in log record %q", strings.Join(path, "."), lines[0])
+			}
+			v = group[key]
 		}
-		return v.Int64()
+		n, ok := v.(json.Number)
+		if !ok {
+			return 0, fmt.Errorf("no number at %s in log record %q", strings.Join(path, "."), lines[0])
+		}
+		return n.Int64()
 	}
 }
 

@@ -95,6 +95,8 @@ func TestStraceCrossCheck(t *testing.T) {
 		{"otelhttp", true},
 		{"control", false},
 		{"httplog-body", false},
+		{"std-stripprefix", true},
+		{"go-http-metrics", false},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			rw := rowByID(tc.id)
