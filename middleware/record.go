@@ -57,6 +57,7 @@ type record struct {
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started
+	splice0   int64          // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	declared int64               // the Content-Length the handler declared, or -1
@@ -80,6 +81,7 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (*record, 
 		if c := zerocopy.FromContext(ctx); c != nil {
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
+			rec.splice0 = c.Splice()
 		}
 		rec.rw = w
 		w = httpsnoop.Wrap(w, rec.hooks())
@@ -339,6 +341,16 @@ func (rec *record) sendfile() (int64, bool) {
 		return 0, false
 	}
 	return rec.conn.Sendfile() - rec.sendfile0, true
+}
+
+// splice returns the bytes splice(2) moved to the client for this request,
+// and false when that is unknown because the connection was not accepted by
+// Listener.
+func (rec *record) splice() (int64, bool) {
+	if rec.conn == nil {
+		return 0, false
+	}
+	return rec.conn.Splice() - rec.splice0, true
 }
 
 // statusText returns the decimal form of a status code, without allocating

@@ -27,7 +27,7 @@ import (
 // network.peer.port, user_agent.original, network.protocol.version, and at the
 // end http.response.status_code, http.route and error.type) plus
 // http.request.body.size, http.response.body.size and, with Listener,
-// fastpath.response.sendfile.size. Query strings are added (url.query) only
+// fastpath.response.sendfile.size and fastpath.response.splice.size. Query strings are added (url.query) only
 // with WithURLQuery.
 //
 // The span status is Error for 5xx responses and for responses aborted
@@ -132,7 +132,7 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		return
 	}
 	status := rec.status()
-	var buf [8]attribute.KeyValue
+	var buf [10]attribute.KeyValue
 	attrs := buf[:0]
 	if status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
@@ -146,6 +146,9 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		semconv.HTTPResponseBodySizeKey.Int64(rec.body))
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, attribute.Int64(SendfileSizeKey, n))
+	}
+	if n, ok := rec.splice(); ok {
+		attrs = append(attrs, attribute.Int64(SpliceSizeKey, n))
 	}
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))
