@@ -98,10 +98,10 @@ type proxyHandler struct {
 func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tg := &target{w: w, span: trace.SpanFromContext(r.Context())}
 	switch {
-	case r.TLS != nil:
-		tg.clientReason = CopyReasonClientTLS
 	case r.ProtoMajor >= 2:
 		tg.clientReason = CopyReasonClientHTTP2
+	case r.TLS != nil:
+		tg.clientReason = CopyReasonClientTLS
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, tg)))
 }

@@ -177,16 +177,18 @@ func (b *proxyBody) spliceable() (io.ReaderFrom, string) {
 	if b.x.pc.tcp == nil {
 		return nil, CopyReasonUpstreamConn
 	}
-	rf, ok := tg.w.(io.ReaderFrom)
-	if !ok {
-		return nil, CopyReasonNoReadFrom
-	}
+	// A compressor sets Content-Encoding as the status is written, so
+	// name it before the ReadFrom it may also hide.
 	h := tg.w.Header()
 	if h.Get("Content-Encoding") != b.resp.Header.Get("Content-Encoding") {
 		return nil, CopyReasonEncoded
 	}
 	if h.Get("Content-Length") != strconv.FormatInt(b.length, 10) {
 		return nil, CopyReasonLength
+	}
+	rf, ok := tg.w.(io.ReaderFrom)
+	if !ok {
+		return nil, CopyReasonNoReadFrom
 	}
 	return rf, ""
 }
