@@ -108,13 +108,23 @@
 // with sendfile: fastpath.response.sendfile.size in logs and spans. Without
 // Listener that value is unknown and left out, never guessed.
 //
+// A body proxied by handlers.ReverseProxy goes from the upstream socket to
+// the client's by splice(2) instead; Listener counts those bytes too, as
+// fastpath.response.splice.size (and the fastpath.server.response.splice.size
+// histogram). Both are measured where the bytes reach the client's
+// connection, so either is zero when a writer on the way hides
+// io.ReaderFrom, and sendfile plus splice never exceed
+// http.response.body.size, which stays the exact count of body bytes
+// written however they went.
+//
 // # OpenTelemetry
 //
 // Metrics records the HTTP server metrics of the OpenTelemetry semantic
 // conventions (http.server.request.duration, which is stable, and
 // http.server.active_requests, http.server.request.body.size and
 // http.server.response.body.size, still in development) plus
-// fastpath.server.response.sendfile.size;
+// fastpath.server.response.sendfile.size and
+// fastpath.server.response.splice.size;
 // Tracing starts a server span per request, continuing the trace in the
 // request's headers. Both use the global providers unless given
 // WithMeterProvider, WithTracerProvider and WithPropagators. The package

@@ -16,7 +16,8 @@ import (
 // The count is measured at the connection, below every ResponseWriter
 // wrapper, so a wrapper anywhere in the chain that hides io.ReaderFrom shows
 // up as zero rather than being assumed away. Logger, Metrics and Tracing
-// report it as fastpath.response.sendfile.size; without Listener they leave it
+// report it as fastpath.response.sendfile.size (and the bytes a proxied body
+// moved by splice(2) as fastpath.response.splice.size); without Listener they leave it
 // out rather than guess.
 //
 // The connections keep what net/http and users rely on: io.ReaderFrom (so

@@ -45,6 +45,7 @@ import (
 //	exception.message            the panic value, after a panic
 //	fastpath.hijacked            true when the connection was hijacked
 //	fastpath.response.sendfile.size bytes sent by sendfile, with Listener only
+//	fastpath.response.splice.size   bytes moved by splice, with Listener only
 //
 // Logging never reads or copies the body.
 func Logger(l *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
@@ -143,6 +144,9 @@ func (o *logger) end(rec *record, r *http.Request) {
 	}
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, slog.Int64(SendfileSizeKey, n))
+	}
+	if n, ok := rec.splice(); ok {
+		attrs = append(attrs, slog.Int64(SpliceSizeKey, n))
 	}
 	if o.cfg.attrs != nil {
 		attrs = appendExtra(attrs, o.cfg.attrs(r))

@@ -19,6 +19,11 @@ import (
 // sent by sendfile(2), recorded only for connections accepted by Listener.
 const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
 
+// SpliceSizeMetric is the name of the histogram of response body bytes moved
+// to the client by splice(2), recorded only for connections accepted by
+// Listener.
+const SpliceSizeMetric = "fastpath.server.response.splice.size"
+
 // Metrics returns middleware that records the OpenTelemetry HTTP server
 // metrics for each request:
 //
@@ -27,6 +32,7 @@ const SendfileSizeMetric = "fastpath.server.response.sendfile.size"
 //	http.server.request.body.size  histogram, By, powers of 4 from 256 B to 4 GiB
 //	http.server.response.body.size histogram, By, the same
 //	fastpath.server.response.sendfile.size histogram, By, the same, with Listener only
+//	fastpath.server.response.splice.size   histogram, By, the same, with Listener only
 //
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
@@ -53,6 +59,7 @@ type metrics struct {
 	reqBody  metric.Int64Histogram
 	respBody metric.Int64Histogram
 	sendfile metric.Int64Histogram
+	splice   metric.Int64Histogram
 
 	sets       setCache
 	extraSets  extraCache
@@ -103,6 +110,14 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	if err != nil {
 		handleErr(err)
 		m.sendfile = noop.Int64Histogram{}
+	}
+	m.splice, err = meter.Int64Histogram(SpliceSizeMetric,
+		metric.WithUnit("By"),
+		sizeBuckets,
+		metric.WithDescription("Size of HTTP server response bodies moved by splice(2)."))
+	if err != nil {
+		handleErr(err)
+		m.splice = noop.Int64Histogram{}
 	}
 	return m
 }
@@ -160,6 +175,9 @@ func (m *metrics) end(rec *record, r *http.Request) {
 	m.respBody.Record(ctx, rec.body, e.record...)
 	if n, ok := rec.sendfile(); ok {
 		m.sendfile.Record(ctx, n, e.record...)
+	}
+	if n, ok := rec.splice(); ok {
+		m.splice.Record(ctx, n, e.record...)
 	}
 }
 

@@ -123,6 +123,7 @@ func TestMetricInstruments(t *testing.T) {
 		{"http.server.request.body.size", "By", "histogram[int64]"},
 		{"http.server.response.body.size", "By", "histogram[int64]"},
 		{"fastpath.server.response.sendfile.size", "By", "histogram[int64]"},
+		{"fastpath.server.response.splice.size", "By", "histogram[int64]"},
 	}
 	if len(ms) != len(tests) {
 		t.Errorf("got %d metrics, want %d", len(ms), len(tests))
@@ -276,6 +277,7 @@ func TestTelemetry(t *testing.T) {
 				"http.server.request.body.size":          {1, 0},
 				"http.server.response.body.size":         {1, float64(w.body)},
 				"fastpath.server.response.sendfile.size": {1, float64(w.sendfile)},
+				"fastpath.server.response.splice.size":   {1, 0},
 			} {
 				got := histogramPoints(t, ms[name])
 				if len(got) != 1 || got[set] != want {
@@ -318,6 +320,7 @@ func TestTelemetry(t *testing.T) {
 				attribute.Int("http.request.body.size", 0),
 				attribute.Int("http.response.body.size", int(w.body)),
 				attribute.Int64(SendfileSizeKey, w.sendfile),
+				attribute.Int64(SpliceSizeKey, 0),
 			)
 			if w.method != tt.method {
 				spanAttrs = append(spanAttrs, attribute.String("http.request.method_original", tt.method))

@@ -58,6 +58,7 @@ type record struct {
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started
+	splice0   int64          // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	declared int64               // the Content-Length the handler declared, or -1
@@ -66,7 +67,7 @@ type record struct {
 
 	// Tracing's arguments to the span, kept here rather than on its stack,
 	// from which they would escape to the heap anyway.
-	spanEnd     [8]attribute.KeyValue // the attributes set as the span ends
+	spanEnd     [8]attribute.KeyValue // the attributes set as the span ends (at most 8)
 	spanOpts    [3]trace.SpanStartOption
 	spanEndOpts [1]trace.SpanEndOption
 }
@@ -85,6 +86,7 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 		if c := zerocopy.FromContext(ctx); c != nil {
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
+			rec.splice0 = c.Splice()
 		}
 		rec.rw = w
 		w = rec.wrap(w)
@@ -343,6 +345,16 @@ func (rec *record) sendfile() (int64, bool) {
 		return 0, false
 	}
 	return rec.conn.Sendfile() - rec.sendfile0, true
+}
+
+// splice returns the bytes splice(2) moved to the client for this request,
+// and false when that is unknown because the connection was not accepted by
+// Listener.
+func (rec *record) splice() (int64, bool) {
+	if rec.conn == nil {
+		return 0, false
+	}
+	return rec.conn.Splice() - rec.splice0, true
 }
 
 // statusText returns the decimal form of a status code, without allocating

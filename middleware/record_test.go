@@ -199,6 +199,14 @@ func TestRecordStatusAndBytes(t *testing.T) {
 				case zeroCopy && got != tt.wantSendfile:
 					t.Errorf("recorded sendfile size %v, want %d", got, tt.wantSendfile)
 				}
+				// Nothing here is proxied, so nothing is spliced.
+				got, ok = e.Attrs["fastpath.response.splice.size"]
+				switch {
+				case !zeroCopy && ok:
+					t.Errorf("splice size %v recorded without Listener", got)
+				case zeroCopy && got != int64(0):
+					t.Errorf("recorded splice size %v, want 0", got)
+				}
 				if _, ok := e.Attrs["error.type"]; ok != (tt.wantStatus >= 500) {
 					t.Errorf("error.type = %v, want present only for 5xx", e.Attrs["error.type"])
 				}

@@ -32,8 +32,8 @@ import (
 // network.peer.port, user_agent.original, network.protocol.version, and at the
 // end http.response.status_code, http.route and error.type) plus
 // http.request.body.size, http.response.body.size and, with Listener,
-// fastpath.response.sendfile.size. Query strings are added (url.query) only
-// with WithURLQuery.
+// fastpath.response.sendfile.size and fastpath.response.splice.size. Query
+// strings are added (url.query) only with WithURLQuery.
 //
 // The span status is Error for 5xx responses and for responses aborted
 // through the server's fault (every error.type but client_aborted; see the
@@ -201,6 +201,9 @@ func (t *tracing) end(rec *record, r *http.Request) {
 		semconv.HTTPResponseBodySizeKey.Int64(rec.body))
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, attribute.Int64(SendfileSizeKey, n))
+	}
+	if n, ok := rec.splice(); ok {
+		attrs = append(attrs, attribute.Int64(SpliceSizeKey, n))
 	}
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))

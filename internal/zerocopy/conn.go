@@ -1,5 +1,5 @@
 // Package zerocopy counts, per connection, the bytes the kernel sent with
-// sendfile(2).
+// sendfile(2) and splice(2).
 //
 // net/http hands a file body to the connection's ReadFrom (see
 // net/http.(*response).ReadFrom); *net.TCPConn.ReadFrom then calls sendfile
@@ -7,6 +7,10 @@
 // otherwise copies through a user-space buffer. Conn sits exactly there, so it
 // counts what sendfile sent rather than guessing from types: a writer that
 // hides io.ReaderFrom anywhere between a handler and net/http shows up as zero.
+//
+// A socket body a reverse proxy hands over as a *Source is moved by
+// splice(2), socket to pipe to socket, and counted the same way (see
+// splice_linux.go for why Conn runs that loop itself).
 package zerocopy
 
 import (
@@ -41,7 +45,8 @@ func (l Listener) Accept() (net.Conn, error) {
 // Conn reports an address value of its own.
 var conns sync.Map // net.Addr (a pointer, compared by identity) -> *Conn
 
-// Conn is a net.Conn that counts the bytes sendfile(2) sent through it.
+// Conn is a net.Conn that counts the bytes sendfile(2) and splice(2) sent
+// through it.
 //
 // It keeps the methods net/http and users rely on: io.ReaderFrom (so sendfile
 // and splice still happen), io.WriterTo, CloseRead, CloseWrite, deadlines,
@@ -51,6 +56,7 @@ type Conn struct {
 	net.Conn
 	laddr    net.Addr
 	sendfile atomic.Int64
+	splice   atomic.Int64
 }
 
 var (
@@ -99,6 +105,10 @@ func FromContext(ctx context.Context) *Conn {
 // Sendfile returns the bytes sendfile(2) has sent on the connection so far.
 func (c *Conn) Sendfile() int64 { return c.sendfile.Load() }
 
+// Splice returns the bytes splice(2) has moved to the connection so far,
+// from a *Source handed to ReadFrom.
+func (c *Conn) Splice() int64 { return c.splice.Load() }
+
 // LocalAddr returns the local address. The value is the Conn's own copy; its
 // identity is how FromContext finds the Conn.
 func (c *Conn) LocalAddr() net.Addr { return c.laddr }
@@ -118,9 +128,13 @@ func (c *Conn) Close() error {
 // the inner connection's ReadFrom gets a reader that still offers the
 // descriptor (so the runtime can use sendfile) but counts what is read
 // through it (so a fallback copy is not mistaken for sendfile). Any other
-// source, a socket included, goes to the inner ReadFrom unchanged, so
-// splice(2) between sockets keeps working.
+// source, a socket included, goes to the inner ReadFrom unchanged, so the
+// runtime's splice(2) between sockets keeps working (uncounted). A *Source
+// is spliced and counted by Conn itself.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if s, ok := r.(*Source); ok {
+		return c.readFromSource(s)
+	}
 	rf, ok := c.Conn.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(writerOnly{c.Conn}, r)

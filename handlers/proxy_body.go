@@ -1,0 +1,228 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fastpath-go/fastpath/internal/zerocopy"
+)
+
+// proxyBody is a response body with a Content-Length, still in the upstream
+// socket. Read by anyone, it reads from the socket. Read by ReverseProxy's
+// copy loop for the response it serves (the one the ModifyResponse hook
+// bound to the request's target), its first Read instead hands the whole
+// body to the client ResponseWriter's ReadFrom as the upstream socket, so
+// net/http passes it down to the client connection and splice(2), and then
+// reports EOF: ReverseProxy never sees a byte.
+type proxyBody struct {
+	x      *exchange
+	resp   *http.Response
+	length int64
+	target *target // nil outside ReverseProxy
+	src    zerocopy.Source
+
+	tried  bool // the splice was considered
+	once   sync.Once
+	err    error // what Read returns once done
+	closed atomic.Bool
+}
+
+var _ io.ReadCloser = (*proxyBody)(nil)
+
+func (b *proxyBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, b.err
+	}
+	if !b.tried {
+		b.tried = true
+		if b.target != nil && b.target.body == b {
+			if b.trySplice() {
+				return 0, b.err
+			}
+		}
+	}
+	n, err := b.src.Read(p)
+	if err == io.EOF {
+		b.finish(b.src.N == 0, nil)
+		if b.src.N == 0 {
+			return n, io.EOF
+		}
+		return n, b.err
+	}
+	return n, err
+}
+
+// Close ends the body; a body not read to its end closes the connection.
+func (b *proxyBody) Close() error {
+	b.finish(false, errBodyClosed)
+	return nil
+}
+
+// finish settles the exchange once. complete is true when the whole body
+// went out; otherwise cause, when not nil, is what Read reports (else the
+// upstream's failure is worked out from the source).
+func (b *proxyBody) finish(complete bool, cause error) {
+	b.once.Do(func() {
+		switch {
+		case complete:
+			b.err = io.EOF
+		case cause != nil:
+			b.err = cause
+		default:
+			b.err = b.upstreamFailure()
+		}
+		b.x.settle(complete)
+		b.closed.Store(true)
+	})
+}
+
+// upstreamFailure is the error for a body that stopped short: the client's
+// context when it went away (net/http cancels it), else the upstream's
+// failure, which is recorded on the span.
+func (b *proxyBody) upstreamFailure() error {
+	if err := b.x.ctx.Err(); err != nil {
+		return err
+	}
+	cause, kind := b.src.Err, "reset"
+	switch {
+	case cause == nil:
+		cause, kind = io.ErrUnexpectedEOF, "closed"
+	case errors.Is(cause, errTimeout):
+		kind = "timeout"
+	}
+	err := fmt.Errorf("fastpath/handlers: upstream body ended %d bytes short of its Content-Length %d: %w",
+		b.src.N, b.length, cause)
+	if b.target != nil {
+		b.target.span.RecordError(err)
+		b.target.span.SetAttributes(attribute.String(ProxyUpstreamErrorKey, kind))
+	}
+	return err
+}
+
+// errTimeout matches deadline errors.
+var errTimeout = timeoutMatcher{}
+
+type timeoutMatcher struct{}
+
+func (timeoutMatcher) Error() string { return "timeout" }
+func (timeoutMatcher) Is(err error) bool {
+	t, ok := err.(interface{ Timeout() bool })
+	return ok && t.Timeout()
+}
+
+// trySplice hands the body to the client ResponseWriter's ReadFrom when
+// nothing stands in the way, and reports whether it did (the body is then
+// finished). Otherwise the caller reads, and the reason is on the span.
+func (b *proxyBody) trySplice() bool {
+	tg := b.target
+	rf, reason := b.spliceable()
+	if reason != "" {
+		tg.noteCopy(reason)
+		return false
+	}
+	tg.noteSplice()
+	// Send the head now: net/http would otherwise copy the first 512 bytes
+	// of the body through its buffer (to sniff a Content-Type, which the
+	// header already has) before it passes the rest to the connection.
+	http.NewResponseController(tg.w).Flush()
+	var (
+		n   int64
+		err error
+	)
+	if zerocopy.FromContext(b.x.ctx) != nil {
+		// Under middleware.Listener the client connection splices a
+		// zerocopy.Source itself, counts it, and keeps a failure to read
+		// the upstream out of ReadFrom's error.
+		n, err = rf.ReadFrom(&b.src)
+	} else {
+		// Otherwise the runtime's (*net.TCPConn).ReadFrom splices from an
+		// *io.LimitedReader around the upstream *net.TCPConn; it reports a
+		// failure of either socket as its own error.
+		lr := &io.LimitedReader{R: b.x.pc.tcp, N: b.src.N}
+		n, err = rf.ReadFrom(lr)
+		b.src.N = lr.N
+	}
+	_ = n
+	switch {
+	case b.src.N == 0 && err == nil:
+		b.finish(true, nil)
+	case err != nil:
+		// Writing to the client failed (or, without Listener, either side).
+		if cerr := b.x.ctx.Err(); cerr != nil {
+			err = cerr
+		}
+		b.finish(false, err)
+	default:
+		b.finish(false, nil)
+	}
+	return true
+}
+
+// spliceable returns the client ResponseWriter's ReadFrom, or why the body
+// must be copied instead.
+func (b *proxyBody) spliceable() (io.ReaderFrom, string) {
+	tg := b.target
+	if tg.clientReason != "" {
+		return nil, tg.clientReason
+	}
+	if b.x.pc.tcp == nil {
+		return nil, CopyReasonUpstreamConn
+	}
+	// A compressor sets Content-Encoding as the status is written, so
+	// name it before the ReadFrom it may also hide.
+	h := tg.w.Header()
+	if h.Get("Content-Encoding") != b.resp.Header.Get("Content-Encoding") {
+		return nil, CopyReasonEncoded
+	}
+	if h.Get("Content-Length") != strconv.FormatInt(b.length, 10) {
+		return nil, CopyReasonLength
+	}
+	rf, ok := tg.w.(io.ReaderFrom)
+	if !ok {
+		return nil, CopyReasonNoReadFrom
+	}
+	return rf, ""
+}
+
+// target is the client side of one proxied request: the ResponseWriter
+// ReverseProxy writes to, found by the transport through the request
+// context.
+type target struct {
+	w            http.ResponseWriter
+	span         trace.Span
+	clientReason string     // why the client connection cannot take a splice
+	body         *proxyBody // the body ReverseProxy copies, bound in ModifyResponse
+
+	transportReason string // why the transport's body cannot be spliced
+	noted           bool
+}
+
+type targetKey struct{}
+
+func targetFrom(ctx context.Context) *target {
+	tg, _ := ctx.Value(targetKey{}).(*target)
+	return tg
+}
+
+func (tg *target) noteSplice() {
+	if !tg.noted {
+		tg.noted = true
+		tg.span.SetAttributes(attribute.String(ProxyBodyKey, "splice"))
+	}
+}
+
+func (tg *target) noteCopy(reason string) {
+	if !tg.noted {
+		tg.noted = true
+		tg.span.SetAttributes(attribute.String(ProxyBodyKey, "copy"), attribute.String(ProxyCopyReasonKey, reason))
+	}
+}

@@ -1,0 +1,234 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/fastpath-go/fastpath/internal/testutil"
+	"github.com/fastpath-go/fastpath/middleware"
+)
+
+// discardLog drops the servers' and ReverseProxy's own log lines.
+var discardLog = log.New(io.Discard, "", 0)
+
+// proxyEnv is a proxy under test: handlers.ReverseProxy in front of an
+// upstream, under Tracing and Logger, served through middleware.Listener on
+// loopback.
+type proxyEnv struct {
+	t        *testing.T
+	url      string // the proxy's base URL
+	tr       *ProxyTransport
+	dials    atomic.Int64
+	logs     testutil.LockedBuffer
+	spans    *tracetest.InMemoryExporter
+	done     chan struct{} // one value per request the proxy finished
+	client   *http.Client
+	upstrURL *url.URL
+}
+
+// proxyOpts configure newProxyEnv.
+type proxyOpts struct {
+	tr    *ProxyTransport                 // nil: a fresh one
+	rp    func(rp *httputil.ReverseProxy) // adjusts the ReverseProxy
+	inner func(http.Handler) http.Handler // between Logger and the proxy
+	outer func(http.Handler) http.Handler // outside Tracing
+}
+
+func newProxyEnv(t *testing.T, upstream string, o proxyOpts) *proxyEnv {
+	t.Helper()
+	e := &proxyEnv{t: t, spans: tracetest.NewInMemoryExporter(), done: make(chan struct{}, 1024)}
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.upstrURL = u
+	e.tr = o.tr
+	if e.tr == nil {
+		e.tr = &ProxyTransport{MaxIdleConnsPerHost: 16}
+	}
+	if e.tr.DialContext == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		e.tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			e.dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
+		Transport: e.tr,
+		ErrorLog:  discardLog,
+	}
+	if o.rp != nil {
+		o.rp(rp)
+	}
+	var h http.Handler = ReverseProxy(rp)
+	if o.inner != nil {
+		h = o.inner(h)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(e.spans))
+	h = middleware.Tracing(middleware.WithTracerProvider(tp))(
+		middleware.Logger(slog.New(slog.NewJSONHandler(&e.logs, nil)))(h))
+	if o.outer != nil {
+		h = o.outer(h)
+	}
+	finished := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { e.done <- struct{}{} }()
+		finished.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: discardLog}
+	go srv.Serve(middleware.Listener(ln))
+	e.url = "http://" + ln.Addr().String()
+	e.client = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}}
+	t.Cleanup(func() {
+		srv.Close()
+		e.client.CloseIdleConnections()
+		e.tr.CloseIdleConnections()
+	})
+	return e
+}
+
+// wait waits until the proxy has finished n more requests.
+func (e *proxyEnv) wait(n int) {
+	e.t.Helper()
+	timeout := time.After(time.Minute)
+	for range n {
+		select {
+		case <-e.done:
+		case <-timeout:
+			e.t.Fatal("the proxy did not finish its requests in a minute")
+		}
+	}
+}
+
+// records returns the request log records so far.
+func (e *proxyEnv) records() []map[string]any {
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			e.t.Fatalf("log line %q: %v", line, err)
+		}
+		recs = append(recs, m)
+	}
+	return recs
+}
+
+// last returns the last log record and span.
+func (e *proxyEnv) last() (map[string]any, tracetest.SpanStub) {
+	e.t.Helper()
+	recs := e.records()
+	spans := e.spans.GetSpans()
+	if len(recs) == 0 || len(spans) == 0 {
+		e.t.Fatalf("%d log records and %d spans, want some", len(recs), len(spans))
+	}
+	return recs[len(recs)-1], spans[len(spans)-1]
+}
+
+// spanAttr returns a span attribute as a string, "" when absent.
+func spanAttr(s tracetest.SpanStub, key string) string {
+	for _, kv := range s.Attributes {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// num returns a numeric log field, -1 when absent.
+func num(rec map[string]any, key string) int64 {
+	v, ok := rec[key].(float64)
+	if !ok {
+		return -1
+	}
+	return int64(v)
+}
+
+// rawUpstream is an upstream that speaks HTTP by hand: serve runs for each
+// connection it accepts (numbered from 0) with a reader over it.
+func rawUpstream(t *testing.T, serve func(i int, c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				serve(i, c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// readRequest reads one request and its body from br.
+func readRequest(br *bufio.Reader) (*http.Request, error) {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, req.Body)
+	return req, err
+}
+
+// waitGoroutines waits until no more goroutines run than base, or fails
+// after a generous deadline.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond) // polling, not synchronisation
+	}
+}
+
+// waitOpen waits until tr holds no more than n open connections.
+func waitOpen(t *testing.T, tr *ProxyTransport, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for tr.open.Load() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d upstream connections open, want %d", tr.open.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

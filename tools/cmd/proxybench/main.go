@@ -1,0 +1,693 @@
+//go:build linux
+
+// Command proxybench measures what proxying large downloads costs the proxy
+// process: CPU per GiB and the system calls that move the bytes, for
+// httputil.ReverseProxy, fastpath (handlers.ReverseProxy under Tracing,
+// Metrics and Logger with Listener), nginx proxy_pass and HAProxy with
+// option splice-response, each in front of the same nginx upstream serving
+// a file by sendfile on loopback:
+//
+//	.ci/install-tools bench   # nginx-light and haproxy, when missing
+//	go run ./tools/cmd/proxybench -rounds 5 -strace-rounds 1
+//
+// Each proxy runs as its own process pinned to CPU 0, with this process (the
+// client) and the upstream on CPU 1. Rounds are interleaved, each starting
+// with the next proxy; CPU time is the proxy process's user plus system time
+// (from /proc/PID/stat) over the downloads, and the median and quartiles of
+// the rounds are reported per GiB. System calls come from separate runs
+// under strace -f. A proxy whose program is missing is skipped, saying so;
+// without nginx the upstream is a Go handlers.FileServer instead.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"golang.org/x/sys/unix"
+
+	"github.com/fastpath-go/fastpath/handlers"
+	"github.com/fastpath-go/fastpath/internal/strace"
+	"github.com/fastpath-go/fastpath/internal/testutil"
+	"github.com/fastpath-go/fastpath/middleware"
+)
+
+// The proxies compared, in table order; ReverseProxy is the baseline.
+const (
+	pReverseProxy = "httputil.ReverseProxy"
+	pNginx        = "nginx proxy_pass"
+	pHAProxy      = "HAProxy splice-response"
+	pFastpath     = "fastpath"
+)
+
+var proxies = []string{pReverseProxy, pNginx, pHAProxy, pFastpath}
+
+// dataSyscalls are the calls that move bytes through user space; splice and
+// sendfile are counted apart.
+var dataSyscalls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg"}
+
+func main() {
+	child := flag.String("child", "", "internal: run this Go proxy")
+	upstream := flag.String("upstream", "", "internal: the upstream URL of a child")
+	serveDir := flag.String("serve", "", "internal: serve this directory as the upstream")
+	size := flag.Int64("size", 256<<20, "size of the file downloaded, in bytes")
+	downloads := flag.Int("downloads", 4, "downloads of the file per round")
+	rounds := flag.Int("rounds", 5, "interleaved rounds for the CPU median")
+	straceRounds := flag.Int("strace-rounds", 1, "traced runs per proxy for the system calls (0: none)")
+	flag.Parse()
+	var err error
+	switch {
+	case *child != "":
+		err = serveProxy(*child, *upstream)
+	case *serveDir != "":
+		err = serveFiles(*serveDir)
+	default:
+		var res *results
+		res, err = run(config{size: *size, downloads: *downloads, rounds: *rounds, straceRounds: *straceRounds, progress: os.Stderr})
+		if err == nil {
+			res.write(os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "proxybench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	size         int64
+	downloads    int
+	rounds       int
+	straceRounds int
+	progress     io.Writer
+	noPin        bool // tests share the machine with other tests
+}
+
+type result struct {
+	name     string
+	skipped  string // why, when the proxy could not run
+	cpu      []time.Duration
+	served   int64 // bytes per round
+	calls    strace.Summary
+	traced   bool
+	traceErr error
+}
+
+type results struct {
+	cfg      config
+	upstream string
+	pinned   bool
+	list     []*result
+	took     time.Duration
+}
+
+// bench holds what one run needs.
+type bench struct {
+	cfg      config
+	dir      string
+	self     string
+	upstream string // URL
+	pin      bool
+}
+
+func run(cfg config) (*results, error) {
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "fastpath-proxybench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	files := filepath.Join(dir, "files")
+	if err := os.Mkdir(files, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeFile(filepath.Join(files, "big.bin"), cfg.size); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{cfg: cfg, dir: dir, self: self, pin: runtime.NumCPU() >= 2 && !cfg.noPin}
+	if b.pin {
+		if err := pinProcess(1); err != nil {
+			fmt.Fprintln(cfg.progress, "proxybench: not pinning to CPUs:", err)
+			b.pin = false
+		}
+	}
+	res := &results{cfg: cfg, pinned: b.pin}
+	stopUp, desc, err := b.startUpstream(files)
+	if err != nil {
+		return nil, err
+	}
+	defer stopUp()
+	res.upstream = desc
+	for _, name := range proxies {
+		r := &result{name: name}
+		if why := available(name); why != "" {
+			r.skipped = why
+			fmt.Fprintf(cfg.progress, "proxybench: skipping %s: %s\n", name, why)
+		}
+		res.list = append(res.list, r)
+	}
+	active := func(round int) []*result {
+		var out []*result
+		for i := range res.list {
+			r := res.list[(i+round)%len(res.list)]
+			if r.skipped == "" {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for round := range cfg.rounds {
+		for _, r := range active(round) {
+			fmt.Fprintf(cfg.progress, "round %d/%d: %s\n", round+1, cfg.rounds, r.name)
+			cpu, served, err := b.measure(r.name, "")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r.name, err)
+			}
+			r.cpu = append(r.cpu, cpu)
+			r.served = served
+		}
+	}
+	straceErr := strace.Check()
+	for round := range cfg.straceRounds {
+		for _, r := range active(round) {
+			if straceErr != nil {
+				r.traceErr = straceErr
+				continue
+			}
+			fmt.Fprintf(cfg.progress, "strace %d/%d: %s\n", round+1, cfg.straceRounds, r.name)
+			trace := filepath.Join(dir, "strace.out")
+			if _, _, err := b.measure(r.name, trace); err != nil {
+				return nil, fmt.Errorf("%s under strace: %w", r.name, err)
+			}
+			sum, err := strace.ParseFile(trace)
+			if err != nil {
+				return nil, err
+			}
+			r.calls, r.traced = sum, true
+		}
+	}
+	res.took = time.Since(start)
+	return res, nil
+}
+
+// available returns why a proxy cannot run here, or "".
+func available(name string) string {
+	prog := map[string]string{pNginx: "nginx", pHAProxy: "haproxy"}[name]
+	if prog == "" {
+		return ""
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return prog + " is not installed (.ci/install-tools bench installs it)"
+	}
+	return ""
+}
+
+// startUpstream starts nginx serving files by sendfile, or a Go FileServer
+// when nginx is missing, on CPU 1.
+func (b *bench) startUpstream(files string) (stop func(), desc string, err error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	var cmd *exec.Cmd
+	if available(pNginx) == "" {
+		conf, err := b.nginxConf("upstream", fmt.Sprintf(`server { listen 127.0.0.1:%d; root %s; location / {} }`, port, files))
+		if err != nil {
+			return nil, "", err
+		}
+		cmd = exec.Command("nginx", "-p", b.dir, "-e", filepath.Join(b.dir, "upstream-error.log"), "-c", conf)
+		desc = "nginx " + nginxVersion() + " serving by sendfile"
+	} else {
+		fmt.Fprintln(b.cfg.progress, "proxybench: nginx is not installed; the upstream is a Go handlers.FileServer")
+		cmd = exec.Command(b.self, "-serve", files, "-upstream", fmt.Sprintf("127.0.0.1:%d", port))
+		desc = "Go handlers.FileServer (nginx is not installed)"
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	stop = func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitListening(addr); err != nil {
+		stop()
+		return nil, "", fmt.Errorf("upstream: %w", err)
+	}
+	b.upstream = "http://" + addr
+	return stop, desc, nil
+}
+
+func nginxVersion() string {
+	out, _ := exec.Command("nginx", "-v").CombinedOutput()
+	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), "nginx/")
+	return v
+}
+
+// nginxConf writes an nginx configuration running one process in the
+// foreground with its files under the bench directory.
+func (b *bench) nginxConf(name, server string) (string, error) {
+	tmp := filepath.Join(b.dir, name+"-tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/%[2]s.pid;
+error_log %[1]s/%[2]s-error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 100000;
+	client_body_temp_path %[3]s/body;
+	proxy_temp_path %[3]s/proxy;
+	fastcgi_temp_path %[3]s/fastcgi;
+	uwsgi_temp_path %[3]s/uwsgi;
+	scgi_temp_path %[3]s/scgi;
+	%[4]s
+}
+`, b.dir, name, tmp, server)
+	path := filepath.Join(b.dir, name+".conf")
+	return path, os.WriteFile(path, []byte(conf), 0o644)
+}
+
+// proxyCommand returns the command line of a proxy listening on addr.
+func (b *bench) proxyCommand(name, addr string) ([]string, error) {
+	up := strings.TrimPrefix(b.upstream, "http://")
+	switch name {
+	case pNginx:
+		conf, err := b.nginxConf("proxy", fmt.Sprintf(`upstream origin { server %s; keepalive 16; }
+	server {
+		listen %s;
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_max_temp_file_size 0;
+		}
+	}`, up, addr))
+		if err != nil {
+			return nil, err
+		}
+		return []string{"nginx", "-p", b.dir, "-e", filepath.Join(b.dir, "proxy-error.log"), "-c", conf}, nil
+	case pHAProxy:
+		conf := fmt.Sprintf(`global
+	nbthread 1
+	maxconn 1000
+defaults
+	mode http
+	timeout connect 10s
+	timeout client 120s
+	timeout server 120s
+	option http-keep-alive
+frontend fe
+	bind %s
+	option splice-response
+	default_backend be
+backend be
+	option splice-response
+	server origin %s
+`, addr, up)
+		path := filepath.Join(b.dir, "haproxy.cfg")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{"haproxy", "-db", "-f", path}, nil
+	default:
+		return []string{b.self, "-child", name, "-upstream", b.upstream + "|" + addr}, nil
+	}
+}
+
+// measure runs one proxy (under strace when trace is set), downloads the
+// file cfg.downloads times through it, and returns the proxy process's CPU
+// time for the downloads and the bytes received.
+func (b *bench) measure(name, trace string) (time.Duration, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	port, err := freePort()
+	if err != nil {
+		return 0, 0, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	argv, err := b.proxyCommand(name, addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	if b.pin {
+		argv = append([]string{"taskset", "-c", "0"}, argv...)
+	}
+	var cmd *exec.Cmd
+	if trace != "" {
+		cmd = strace.Command(ctx, trace, append(slices.Clone(dataSyscalls), "splice", "sendfile"), argv[0], argv[1:]...)
+	} else {
+		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe() // the Go children stop when it closes
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	pid := cmd.Process.Pid
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		stdin.Close()
+		// nginx and haproxy stop on SIGTERM; the proxy itself gets it, not
+		// the strace above it.
+		syscall.Kill(pid, syscall.SIGTERM)
+		return cmd.Wait()
+	}
+	defer stop()
+	if err := waitListening(addr); err != nil {
+		return 0, 0, err
+	}
+	// The measured process is the one strace started (taskset execs it).
+	if p, err := descendant(pid); err == nil {
+		pid = p
+	}
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	// One small request first, so connection setup is not measured.
+	if err := download(client, "http://"+addr+"/big.bin", 0, "bytes=0-0"); err != nil {
+		return 0, 0, err
+	}
+	before, err := procCPU(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	var served int64
+	for range b.cfg.downloads {
+		if err := download(client, "http://"+addr+"/big.bin", b.cfg.size, ""); err != nil {
+			return 0, 0, err
+		}
+		served += b.cfg.size
+	}
+	after, err := procCPU(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	client.CloseIdleConnections()
+	if err := stop(); err != nil && trace == "" && !isSignalExit(err) {
+		return 0, 0, fmt.Errorf("proxy: %w", err)
+	}
+	return after - before, served, nil
+}
+
+func isSignalExit(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee)
+}
+
+func download(c *http.Client, url string, want int64, rng string) error {
+	req, _ := http.NewRequest("GET", url, nil)
+	if rng != "" {
+		req.Header.Set("Range", rng)
+		want = 1
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != want || resp.StatusCode/100 != 2 {
+		return fmt.Errorf("download: status %d, %d of %d bytes, %v", resp.StatusCode, n, want, err)
+	}
+	return nil
+}
+
+// descendant returns the deepest single child of pid: the program that
+// taskset and strace run.
+func descendant(pid int) (int, error) {
+	for {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil {
+			return pid, err
+		}
+		kids := strings.Fields(string(raw))
+		if len(kids) == 0 {
+			return pid, nil
+		}
+		p, err := strconv.Atoi(kids[0])
+		if err != nil {
+			return pid, err
+		}
+		pid = p
+	}
+}
+
+// procCPU returns a process's user plus system time, all threads.
+func procCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitListening waits until addr accepts connections, for at most 30 s.
+func waitListening(addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not start listening in 30s: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a process we do not control
+	}
+}
+
+// serveProxy runs a Go proxy until standard input closes. spec is
+// "UPSTREAM-URL|LISTEN-ADDR".
+func serveProxy(name, spec string) error {
+	up, addr, _ := strings.Cut(spec, "|")
+	target, err := url.Parse(up)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	rewrite := func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() }
+	var h http.Handler
+	switch name {
+	case pReverseProxy:
+		h = &httputil.ReverseProxy{Rewrite: rewrite}
+	case pFastpath:
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSyncer(discard{}))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		defer tp.Shutdown(context.Background())
+		defer mp.Shutdown(context.Background())
+		tr := &handlers.ProxyTransport{MaxIdleConnsPerHost: 16}
+		defer tr.CloseIdleConnections()
+		h = middleware.Tracing(middleware.WithTracerProvider(tp))(
+			middleware.Metrics(middleware.WithMeterProvider(mp))(
+				middleware.Logger(slog.New(slog.NewJSONHandler(io.Discard, nil)))(
+					handlers.ReverseProxy(&httputil.ReverseProxy{Rewrite: rewrite, Transport: tr}))))
+		ln = middleware.Listener(ln)
+	default:
+		return errors.New("unknown proxy " + name)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// serveFiles is the upstream when nginx is missing; it runs until killed.
+func serveFiles(dir string) error {
+	addr := flag.Lookup("upstream").Value.String()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return (&http.Server{Handler: handlers.FileServer(root), ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+}
+
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+func writeFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for n := int64(0); n < size; n += int64(len(buf)) {
+		if _, err := w.Write(buf[:min(int64(len(buf)), size-n)]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// pinProcess binds every thread of this process to cpu.
+func pinProcess(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *result) perGiB(d time.Duration) time.Duration {
+	if r.served == 0 {
+		return 0
+	}
+	return time.Duration(float64(d) * float64(1<<30) / float64(r.served))
+}
+
+func (r *result) cpuPerGiB() time.Duration { return r.perGiB(median(r.cpu)) }
+
+func (r *result) quartiles() (time.Duration, time.Duration) {
+	s := slices.Clone(r.cpu)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0, 0
+	}
+	return r.perGiB(s[len(s)/4]), r.perGiB(s[(3*len(s))/4])
+}
+
+func (res *results) find(name string) *result {
+	for _, r := range res.list {
+		if r.name == name && r.skipped == "" {
+			return r
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+func (res *results) write(w io.Writer) {
+	fmt.Fprintf(w, "%d downloads of a %d MiB file per round through each proxy, upstream %s; CPU: the proxy process, median of %d interleaved rounds; system calls: %d traced run(s); took %s\n",
+		res.cfg.downloads, res.cfg.size>>20, res.upstream, res.cfg.rounds, res.cfg.straceRounds, res.took.Round(time.Second))
+	pinned := "not pinned"
+	if res.pinned {
+		pinned = "proxy pinned to CPU 0, client and upstream to CPU 1"
+	}
+	fmt.Fprintf(w, "machine: %s, %s; %s\n\n", testutil.Machine(), runtime.Version(), pinned)
+	fmt.Fprintln(w, "| proxy | CPU per GiB (quartiles) | vs ReverseProxy | vs HAProxy | read/write calls | vs ReverseProxy | splice calls (bytes) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	base, hap := res.find(pReverseProxy), res.find(pHAProxy)
+	for _, r := range res.list {
+		if r.skipped != "" {
+			fmt.Fprintf(w, "| %s | skipped: %s | | | | | |\n", r.name, r.skipped)
+			continue
+		}
+		q1, q3 := r.quartiles()
+		vsBase, vsHap := "-", "-"
+		if base != nil && base.cpuPerGiB() > 0 {
+			vsBase = fmt.Sprintf("%.2fx", float64(r.cpuPerGiB())/float64(base.cpuPerGiB()))
+		}
+		if hap != nil && hap.cpuPerGiB() > 0 {
+			vsHap = fmt.Sprintf("%.2fx", float64(r.cpuPerGiB())/float64(hap.cpuPerGiB()))
+		}
+		rw, rwRatio, sp := "not traced", "-", "-"
+		if r.traced {
+			n := r.calls.Total(dataSyscalls...).Count
+			rw = fmt.Sprint(n)
+			if base != nil && base.traced {
+				rwRatio = fmt.Sprintf("%.4fx", float64(n)/float64(base.calls.Total(dataSyscalls...).Count))
+			}
+			s := r.calls["splice"]
+			sp = fmt.Sprintf("%d (%d)", s.Count, s.Sum)
+		} else if r.traceErr != nil {
+			rw = "not traced: " + r.traceErr.Error()
+		}
+		fmt.Fprintf(w, "| %s | %s (%s-%s) | %s | %s | %s | %s | %s |\n", r.name, ms(r.cpuPerGiB()), strings.TrimSuffix(ms(q1), " ms"), ms(q3), vsBase, vsHap, rw, rwRatio, sp)
+	}
+}
