@@ -4,7 +4,6 @@ import (
 	"html"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -90,7 +89,7 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if s.cfg.listing {
-			s.serveListing(w, r, f, fi)
+			s.serveListing(w, r, name, f, fi)
 			return
 		}
 		replyStatus(w, http.StatusNotFound)
@@ -158,8 +157,7 @@ func replyStatus(w http.ResponseWriter, status int) {
 	http.Error(w, "500 internal server error", http.StatusInternalServerError)
 }
 
-// localRedirect is net/http's localRedirect: a 301 to a relative target,
-// keeping the query.
+// localRedirect answers 301 with a relative target, keeping the query.
 func localRedirect(w http.ResponseWriter, r *http.Request, target string) {
 	if q := r.URL.RawQuery; q != "" {
 		target += "?" + q
@@ -178,12 +176,13 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 	if s.cfg.attachments {
 		SetAttachment(h, filepath.Base(name))
 	}
+	c := &content{f: f, size: fi.Size(), modtime: fi.ModTime(), name: name, typeOf: f, maxRanges: s.cfg.maxRanges}
 	if len(s.cfg.codings) > 0 {
 		addVary(h, "Accept-Encoding")
 		order, n := preferredCodings(r, s.cfg.codings)
 		for _, i := range order[:n] {
-			c := s.cfg.codings[i]
-			sf, sfi, status := s.open(name + c.ext)
+			cd := s.cfg.codings[i]
+			sf, sfi, status := s.open(name + cd.ext)
 			if status != 0 {
 				continue
 			}
@@ -191,48 +190,38 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 			if !sfi.Mode().IsRegular() {
 				continue
 			}
-			if _, ok := h["Content-Type"]; !ok {
-				h.Set("Content-Type", originalType(name, f))
-			}
-			h.Set("Etag", makeETag(sfi, c.name))
-			s.send(w, r, name, sf, sfi, c.name)
+			// The sidecar's own size and time make its validators; the
+			// original, never the compressed bytes, gives the type.
+			c.f, c.size, c.modtime, c.encoding = sf, sfi.Size(), sfi.ModTime(), cd.name
+			h.Set("Etag", makeETag(sfi, cd.name))
+			s.send(w, r, c)
 			return
 		}
 	}
 	h.Set("Etag", makeETag(fi, ""))
-	s.send(w, r, name, f, fi, "")
+	s.send(w, r, c)
 }
 
-// send serves f (whose content coding is encoding), cutting the client off
-// when WithSendTimeout asks for it and the transfer stalls.
-func (s *fileServer) send(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo, encoding string) {
+// send serves c, cutting the client off when WithSendTimeout asks for it
+// and the client stops taking the bytes.
+func (s *fileServer) send(w http.ResponseWriter, r *http.Request, c *content) {
 	if s.cfg.sendTimeout > 0 {
-		defer watchSend(w, f, s.cfg.sendTimeout)()
+		defer watchSend(w, c.f, s.cfg.sendTimeout)()
 	}
-	serveFile(w, r, name, fi.ModTime(), f, fi.Size(), encoding, s.cfg.maxRanges)
+	serveFile(w, r, c)
 }
 
-// originalType returns the Content-Type of the original file f: by name's
-// extension, else sniffed from f's first 512 bytes, never from the
-// compressed bytes of a sidecar.
-func originalType(name string, f *os.File) string {
-	if ctype := mime.TypeByExtension(filepath.Ext(name)); ctype != "" {
-		return ctype
-	}
-	var buf [sniffLen]byte
-	n, _ := f.ReadAt(buf[:], 0)
-	return http.DetectContentType(buf[:n])
-}
-
-// serveListing answers with an HTML list of the directory f, as net/http's
-// dirList does, leaving out entries a request could not reach.
-func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, f *os.File, fi fs.FileInfo) {
-	if checkIfModifiedSince(r, fi.ModTime()) == condFalse {
-		h := w.Header()
-		delete(h, "Content-Type")
-		delete(h, "Content-Length")
-		delete(h, "Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
+// serveListing answers with an HTML list of the directory f (at dir below
+// the root), leaving out names a request could not reach. The listing has
+// a modification time but no entity tag, so of the preconditions only the
+// date ones and "*" can fail.
+func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, dir string, f *os.File, fi fs.FileInfo) {
+	switch (validators{modtime: fi.ModTime()}).evalPreconditions(r) {
+	case http.StatusNotModified:
+		writeNotModified(w)
+		return
+	case http.StatusPreconditionFailed:
+		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
 	entries, err := f.ReadDir(-1)
