@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,10 +71,7 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveRegular(w, r, name, f, fi)
 	case fi.IsDir() && (s.cfg.index || s.cfg.listing):
 		if !dir {
-			// "./" keeps a name such as "a:b" from reading as a URL scheme;
-			// the name is a single escaped path element, so the target is
-			// always a child of the current URL, never another host.
-			localRedirect(w, r, "./"+url.PathEscape(path.Base(filepath.ToSlash(name)))+"/")
+			localRedirect(w, r, slashRedirect(r, name))
 			return
 		}
 		if s.cfg.index {
@@ -157,6 +153,38 @@ func replyStatus(w http.ResponseWriter, status int) {
 	http.Error(w, "500 internal server error", http.StatusInternalServerError)
 }
 
+// slashRedirect returns the relative target that adds a trailing slash to
+// the URL of the directory name.
+//
+// The target replaces the request path's last segment, as sent, with the
+// directory elements that segment decodes to, each escaped: "./b/" for
+// ".../b", and "./a/b/" for ".../a%2Fb", which names the directory a/b that
+// was opened (not ".../b/", which a relative "./b/" would reach from
+// ".../a%2Fb"). "./" keeps a name such as "a:b" from reading as a URL
+// scheme, and every element is one resolvePath accepted, so the target is
+// always below the current URL, never another host.
+func slashRedirect(r *http.Request, name string) string {
+	elems := strings.Split(filepath.ToSlash(name), "/")
+	esc := r.URL.EscapedPath()
+	last := esc[strings.LastIndexByte(esc, '/')+1:]
+	if dec, err := url.PathUnescape(last); err == nil && dec != "" {
+		if n := strings.Count(dec, "/") + 1; n <= len(elems) && strings.Join(elems[len(elems)-n:], "/") == dec {
+			elems = elems[len(elems)-n:]
+		} else {
+			elems = elems[len(elems)-1:]
+		}
+	} else {
+		elems = elems[len(elems)-1:]
+	}
+	var b strings.Builder
+	b.WriteString("./")
+	for _, e := range elems {
+		b.WriteString(url.PathEscape(e))
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
 // localRedirect answers 301 with a relative target, keeping the query.
 func localRedirect(w http.ResponseWriter, r *http.Request, target string) {
 	if q := r.URL.RawQuery; q != "" {
@@ -212,7 +240,7 @@ func (s *fileServer) send(w http.ResponseWriter, r *http.Request, c *content) {
 }
 
 // serveListing answers with an HTML list of the directory f (at dir below
-// the root), leaving out names a request could not reach. The listing has
+// the root), leaving out entries a request could not reach. The listing has
 // a modification time but no entity tag, so of the preconditions only the
 // date ones and "*" can fail.
 func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, dir string, f *os.File, fi fs.FileInfo) {
@@ -234,12 +262,9 @@ func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, dir st
 	var b strings.Builder
 	b.WriteString("<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n")
 	for _, e := range entries {
-		name := e.Name()
-		if _, _, ok := resolvePath(name, s.cfg.dotfiles); !ok {
+		name, ok := s.listedName(dir, e)
+		if !ok {
 			continue
-		}
-		if e.IsDir() {
-			name += "/"
 		}
 		// url.URL escapes '?', '#', '%', spaces, quotes, angle brackets
 		// and non-ASCII, and prefixes "./" when the first element has a
@@ -256,4 +281,31 @@ func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, dir st
 	setLastModified(w.Header(), fi.ModTime())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	io.WriteString(w, b.String())
+}
+
+// listedName returns the name under which the directory listing of dir
+// shows e ("name", or "name/" for a directory), and false when a request for
+// it would answer 404: a name resolvePath refuses, a FIFO, socket or device,
+// or a symbolic link that leaves the root or leads to one of those. Links
+// are followed through the root, as a request would be.
+func (s *fileServer) listedName(dir string, e fs.DirEntry) (string, bool) {
+	name := e.Name()
+	if _, _, ok := resolvePath(name, s.cfg.dotfiles); !ok {
+		return "", false
+	}
+	mode := e.Type()
+	if mode&fs.ModeSymlink != 0 {
+		fi, err := s.root.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return "", false
+		}
+		mode = fi.Mode().Type()
+	}
+	switch {
+	case mode.IsDir():
+		return name + "/", true
+	case mode.IsRegular():
+		return name, true
+	}
+	return "", false
 }

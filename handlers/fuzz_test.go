@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// redirectTarget is the only form of Location FileServer may send: a
-// single escaped path element below the current URL.
-var redirectTarget = regexp.MustCompile(`^\./[^/?#\\]+/$`)
+// redirectTarget is the only form of Location FileServer may send: escaped
+// path elements below the current URL.
+var redirectTarget = regexp.MustCompile(`^\./(?:[^/?#\\]+/)+$`)
 
 // FuzzFileServerPath checks, for any request path and Accept-Encoding, that
 // path resolution only yields plain downward names, and that FileServer never
