@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/middleware"
 )
 
@@ -21,8 +22,8 @@ import (
 func TestCheckZeroCopy(t *testing.T) {
 	dir := t.TempDir()
 	const size = 1 << 20
-	writeFile(t, dir, "big.bin", size)
-	writeFile(t, dir, "small.bin", 100)
+	kitFile(t, dir, "big.bin", size)
+	kitFile(t, dir, "small.bin", 100)
 	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, filepath.Join(dir, filepath.Base(r.URL.Path)))
 	})
@@ -32,10 +33,21 @@ func TestCheckZeroCopy(t *testing.T) {
 		io.Copy(w, f)
 	})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	files := handlers.FileServer(root)
+	// Two 999,744-byte parts and a 1,000-byte one; the part headers and
+	// the first part's first 512 bytes go by write(2).
+	const threeRanges = "bytes=0-999743,1000000-1999743,2000000-2000999"
+	kitFile(t, dir, "huge.bin", 3<<20)
 	tests := []struct {
 		name         string
 		h            http.Handler
 		path         string
+		method       string // default GET
 		header       http.Header
 		opts         []Option
 		wantErr      string // "" for kept
@@ -60,10 +72,26 @@ func TestCheckZeroCopy(t *testing.T) {
 			wantErr: "HTTP/2.0 frames the body itself", wantBody: size},
 		{name: "small file", h: serve, path: "/small.bin",
 			wantErr: "the body is 100 bytes; net/http writes up to 512 itself", wantBody: 100},
+		{name: "handlers single range", h: files, path: "/big.bin", header: http.Header{"Range": {"bytes=1000-200999"}},
+			wantSendfile: 200000 - 512, wantBody: 200000},
+		{name: "handlers multi-range", h: files, path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
+			wantSendfile: 2*999744 + 1000 - 512, wantBody: -1},
+		{name: "handlers multi-range in the stack", h: middleware.Tracing()(middleware.Metrics()(middleware.Logger(quiet)(files))), path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
+			wantSendfile: 2*999744 + 1000 - 512, wantBody: -1},
+		{name: "net/http multi-range", h: serve, path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
+			wantErr: "http.ServeContent sends those through an io.Pipe", wantBody: -1},
+		{name: "not found", h: files, path: "/missing.bin",
+			wantErr: "integration: the handler answered 404 Not Found (a 19-byte body), so there was no file to send", wantBody: 19},
+		{name: "method not allowed", h: files, path: "/big.bin", method: "DELETE",
+			wantErr: "the handler answered 405 Method Not Allowed", wantBody: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("GET", tt.path, nil)
+			method := tt.method
+			if method == "" {
+				method = "GET"
+			}
+			req := httptest.NewRequest(method, tt.path, nil)
 			for k, v := range tt.header {
 				req.Header[k] = v
 			}
@@ -83,13 +111,16 @@ func TestCheckZeroCopy(t *testing.T) {
 			if rep.KeptFastPath() != (tt.wantErr == "") {
 				t.Errorf("KeptFastPath = %v", rep.KeptFastPath())
 			}
+			if tt.wantErr == "" && rep.Reason() != "" {
+				t.Errorf("Reason = %q for a response kept on the fast path", rep.Reason())
+			}
 		})
 	}
 }
 
 func TestAssertZeroCopyInChi(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "a.bin", 64<<10)
+	kitFile(t, dir, "a.bin", 64<<10)
 	r := chi.NewRouter()
 	r.Use(middleware.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	r.Get("/files/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -98,5 +129,18 @@ func TestAssertZeroCopyInChi(t *testing.T) {
 	rep := AssertZeroCopy(t, r, httptest.NewRequest("GET", "/files/a.bin", nil))
 	if rep.Status != 200 || rep.ZeroCopyShare() != float64(64<<10-512)/float64(64<<10) {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+// kitFile writes a file of size bytes of a repeating pattern into dir. (The
+// test kit's tests keep their own helper, apart from the end-to-end tests'.)
+func kitFile(t *testing.T, dir, name string, size int) {
+	t.Helper()
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
