@@ -162,6 +162,8 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	h.Set("Accept-Ranges", "bytes")
 	c.setEncodingAndLength(h, length)
 	if _, err := c.f.Seek(start, io.SeekStart); err != nil {
+		delete(h, "Content-Range")
+		delete(h, "Accept-Ranges")
 		serveError(w, "500 internal server error", http.StatusInternalServerError)
 		return
 	}
