@@ -16,8 +16,10 @@ const fallbackName = "download"
 //
 // Only the base name is used: everything up to the last slash or backslash
 // is dropped, so a client is never offered a directory path. Control
-// characters become "_" and invalid UTF-8 becomes U+FFFD; a name that is
-// then empty, "." or ".." becomes "download". The filename* parameter
+// characters become "_", invalid UTF-8 becomes U+FFFD, and Unicode
+// bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F),
+// with which a name could disguise its extension, are dropped; a name that
+// is then empty, "." or ".." becomes "download". The filename* parameter
 // (RFC 8187) carries the exact UTF-8 name, percent-encoded; the filename
 // parameter is an ASCII fallback for old clients in which anything but
 // printable ASCII, and the characters '"', '\\', '%' and ';', becomes "_".
@@ -60,9 +62,12 @@ func baseName(name string) string {
 	}
 	name = strings.ToValidUTF8(name, "\uFFFD")
 	name = strings.Map(func(r rune) rune {
-		// C0 controls, DEL and C1 controls.
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			// C0 controls, DEL and C1 controls.
 			return '_'
+		case isBidiControl(r):
+			return -1
 		}
 		return r
 	}, name)
@@ -70,6 +75,15 @@ func baseName(name string) string {
 		return fallbackName
 	}
 	return name
+}
+
+// isBidiControl reports whether r is a Unicode bidirectional formatting
+// character: the embeddings and overrides U+202A to U+202E, the isolates
+// U+2066 to U+2069, and the marks U+200E and U+200F. In a file name they
+// reorder what is displayed, so "report\u202Efdp.exe" shows as
+// "reportexe.pdf"; they are dropped, so the name shows as it is.
+func isBidiControl(r rune) bool {
+	return (0x202a <= r && r <= 0x202e) || (0x2066 <= r && r <= 0x2069) || r == 0x200e || r == 0x200f
 }
 
 // isAttrChar reports whether c is an attr-char of RFC 8187, section 3.2.1,

@@ -34,6 +34,10 @@ func TestAttachment(t *testing.T) {
 		{"C1 control", "a\u0085b", `attachment; filename="a_b"; filename*=UTF-8''a_b`},
 		{"invalid UTF-8", "a\xffb", `attachment; filename="a_b"; filename*=UTF-8''a%EF%BF%BDb`},
 		{"attr-chars kept", "a!#$&+-.^_`|~z", "attachment; filename=\"a!#$&+-.^_`|~z\"; filename*=UTF-8''a!#$&+-.^_`|~z"},
+		{"right-to-left override", "invoice\u202Efdp.exe", `attachment; filename="invoicefdp.exe"; filename*=UTF-8''invoicefdp.exe`},
+		{"every bidi control", "a\u202Ab\u202Bc\u202Cd\u202De\u202Ef\u2066g\u2067h\u2068i\u2069j\u200Ek\u200Fl.txt", `attachment; filename="abcdefghijkl.txt"; filename*=UTF-8''abcdefghijkl.txt`},
+		{"bidi control only", "\u202E", `attachment; filename="download"; filename*=UTF-8''download`},
+		{"other format characters kept", "a\u200Db.txt", `attachment; filename="a_b.txt"; filename*=UTF-8''a%E2%80%8Db.txt`},
 		{"other punctuation encoded", "a(b)c'd*e,f", `attachment; filename="a(b)c'd*e,f"; filename*=UTF-8''a%28b%29c%27d%2Ae%2Cf`},
 	}
 	for _, tt := range tests {

@@ -7,239 +7,285 @@ import (
 	"time"
 )
 
-// This file is a faithful port of the precondition evaluation in
-// $GOROOT/src/net/http/fs.go (Go 1.26): scanETag, etagStrongMatch,
-// etagWeakMatch, checkIfMatch, checkIfUnmodifiedSince, checkIfNoneMatch,
-// checkIfModifiedSince, checkIfRange, isZeroTime and checkPreconditions.
+// This file evaluates the conditional request header fields of RFC 9110,
+// section 13, against one representation: its entity tag and its
+// modification time. Each function names the section whose rule it
+// implements; the package documentation lists where the result differs from
+// http.ServeContent's, and why.
+
+// entityTag is an entity-tag (RFC 9110, section 8.8.3): an opaque quoted
+// string, optionally marked weak with "W/".
+type entityTag struct {
+	opaque string // with its double quotes
+	weak   bool
+}
+
+// parseEntityTag reads the entity-tag at the start of s and returns it and
+// what follows it. ok is false when s does not start with one. The grammar is
+// section 8.8.3's:
 //
-// The only change is that nothing here writes a response: the functions read
-// the response's ETag from a header map and checkPreconditions reports the
-// status net/http would send (304 or 412) instead of sending it. The package
-// uses this only to decide whether a request is a multi-range request that
-// http.ServeContent would answer with 206; every other outcome, including
-// these 304 and 412 responses, is left to http.ServeContent itself, which
-// evaluates the same preconditions again and writes them.
-
-// condResult is the result of an HTTP request precondition check.
-// See RFC 9110, section 13.1.
-type condResult int
-
-const (
-	condNone condResult = iota
-	condTrue
-	condFalse
-)
-
-// scanETag determines if a syntactically valid ETag is present at s. If so,
-// the ETag and remaining text after consuming ETag is returned. Otherwise,
-// it returns "", "".
-func scanETag(s string) (etag string, remain string) {
-	s = textproto.TrimString(s)
-	start := 0
+//	entity-tag = [ weak ] opaque-tag
+//	weak       = %s"W/"
+//	opaque-tag = DQUOTE *etagc DQUOTE
+//	etagc      = %x21 / %x23-7E / obs-text
+func parseEntityTag(s string) (t entityTag, rest string, ok bool) {
 	if strings.HasPrefix(s, "W/") {
-		start = 2
+		t.weak = true
+		s = s[2:]
 	}
-	if len(s[start:]) < 2 || s[start] != '"' {
-		return "", ""
+	if len(s) < 2 || s[0] != '"' {
+		return entityTag{}, "", false
 	}
-	// ETag is either W/"text" or "text". See RFC 9110, section 8.8.3.
-	for i := start + 1; i < len(s); i++ {
-		c := s[i]
-		switch {
-		// Character values allowed in ETags.
-		case c == 0x21 || c >= 0x23 && c <= 0x7E || c >= 0x80:
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
 		case c == '"':
-			return s[:i+1], s[i+1:]
+			t.opaque = s[:i+1]
+			return t, s[i+1:], true
+		case c == 0x21, 0x23 <= c && c <= 0x7e, c >= 0x80:
 		default:
-			return "", ""
+			return entityTag{}, "", false
 		}
 	}
-	return "", ""
+	return entityTag{}, "", false
 }
 
-// etagStrongMatch reports whether a and b match using strong ETag comparison.
-// Assumes a and b are valid ETags.
-func etagStrongMatch(a, b string) bool {
-	return a == b && a != "" && a[0] == '"'
+// strongMatch is section 8.8.3.2's strong comparison: neither tag is weak
+// and their opaque-tags are identical.
+func (t entityTag) strongMatch(u entityTag) bool {
+	return !t.weak && !u.weak && t.opaque == u.opaque
 }
 
-// etagWeakMatch reports whether a and b match using weak ETag comparison.
-// Assumes a and b are valid ETags.
-func etagWeakMatch(a, b string) bool {
-	return strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
+// weakMatch is section 8.8.3.2's weak comparison: the opaque-tags are
+// identical, whether or not either tag is weak.
+func (t entityTag) weakMatch(u entityTag) bool {
+	return t.opaque == u.opaque
 }
 
-func checkIfMatch(h http.Header, r *http.Request) condResult {
-	im := r.Header.Get("If-Match")
-	if im == "" {
-		return condNone
-	}
-	for {
-		im = textproto.TrimString(im)
-		if len(im) == 0 {
-			break
-		}
-		if im[0] == ',' {
-			im = im[1:]
-			continue
-		}
-		if im[0] == '*' {
-			return condTrue
-		}
-		etag, remain := scanETag(im)
-		if etag == "" {
-			break
-		}
-		if etagStrongMatch(etag, h.Get("Etag")) {
-			return condTrue
-		}
-		im = remain
-	}
-	return condFalse
+// validators are what the conditional fields are compared with: the
+// selected representation's entity tag (the response's ETag field, if it
+// holds a valid one) and its modification time.
+type validators struct {
+	etag    entityTag
+	hasETag bool
+	modtime time.Time // zero when there is none (see hasDate)
 }
 
-func checkIfUnmodifiedSince(r *http.Request, modtime time.Time) condResult {
-	ius := r.Header.Get("If-Unmodified-Since")
-	if ius == "" || isZeroTime(modtime) {
-		return condNone
+func newValidators(h http.Header, modtime time.Time) validators {
+	v := validators{modtime: modtime}
+	if s := h.Get("Etag"); s != "" {
+		if t, rest, ok := parseEntityTag(trimOWS(s)); ok && rest == "" {
+			v.etag, v.hasETag = t, true
+		}
 	}
-	t, err := http.ParseTime(ius)
-	if err != nil {
-		return condNone
-	}
-	// The Last-Modified header truncates sub-second precision so
-	// the modtime needs to be truncated too.
-	modtime = modtime.Truncate(time.Second)
-	if ret := modtime.Compare(t); ret <= 0 {
-		return condTrue
-	}
-	return condFalse
+	return v
 }
 
-func checkIfNoneMatch(h http.Header, r *http.Request) condResult {
-	inm := r.Header.Get("If-None-Match")
-	if inm == "" {
-		return condNone
-	}
-	buf := inm
-	for {
-		buf = textproto.TrimString(buf)
-		if len(buf) == 0 {
-			break
-		}
-		if buf[0] == ',' {
-			buf = buf[1:]
-			continue
-		}
-		if buf[0] == '*' {
-			return condFalse
-		}
-		etag, remain := scanETag(buf)
-		if etag == "" {
-			break
-		}
-		if etagWeakMatch(etag, h.Get("Etag")) {
-			return condFalse
-		}
-		buf = remain
-	}
-	return condTrue
+var unixEpoch = time.Unix(0, 0)
+
+// hasDate reports whether the representation has a modification date. Like
+// http.ServeContent, the zero time and the Unix epoch mean "none": no
+// Last-Modified is sent, and the date conditions are then ignored (RFC 9110,
+// sections 13.1.3 and 13.1.4).
+func (v validators) hasDate() bool {
+	return !v.modtime.IsZero() && !v.modtime.Equal(unixEpoch)
 }
 
-func checkIfModifiedSince(r *http.Request, modtime time.Time) condResult {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return condNone
-	}
-	ims := r.Header.Get("If-Modified-Since")
-	if ims == "" || isZeroTime(modtime) {
-		return condNone
-	}
-	t, err := http.ParseTime(ims)
-	if err != nil {
-		return condNone
-	}
-	// The Last-Modified header truncates sub-second precision so
-	// the modtime needs to be truncated too.
-	modtime = modtime.Truncate(time.Second)
-	if ret := modtime.Compare(t); ret <= 0 {
-		return condFalse
-	}
-	return condTrue
-}
-
-func checkIfRange(h http.Header, r *http.Request, modtime time.Time) condResult {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return condNone
-	}
-	ir := r.Header.Get("If-Range")
-	if ir == "" {
-		return condNone
-	}
-	etag, _ := scanETag(ir)
-	if etag != "" {
-		if etagStrongMatch(etag, h.Get("Etag")) {
-			return condTrue
-		}
-		return condFalse
-	}
-	// The If-Range value is typically the ETag value, but it may also be
-	// the modtime date. See golang.org/issue/8367.
-	if modtime.IsZero() {
-		return condFalse
-	}
-	t, err := http.ParseTime(ir)
-	if err != nil {
-		return condFalse
-	}
-	if t.Unix() == modtime.Unix() {
-		return condTrue
-	}
-	return condFalse
-}
-
-var unixEpochTime = time.Unix(0, 0)
-
-// isZeroTime reports whether t is obviously unspecified (either zero or Unix()=0).
-func isZeroTime(t time.Time) bool {
-	return t.IsZero() || t.Equal(unixEpochTime)
-}
-
-// setLastModified is net/http's setLastModified on a header map.
+// setLastModified sets Last-Modified (RFC 9110, section 8.8.2) when the
+// representation has a date. HTTP-date has whole seconds.
 func setLastModified(h http.Header, modtime time.Time) {
-	if !isZeroTime(modtime) {
+	if (validators{modtime: modtime}).hasDate() {
 		h.Set("Last-Modified", modtime.UTC().Format(http.TimeFormat))
 	}
 }
 
-// checkPreconditions evaluates the request preconditions as net/http's
-// checkPreconditions does (RFC 9110, section 13.2.2), against the response
-// header h (for its ETag) and modtime. status is 0 when the request should
-// proceed, or the status net/http would answer with: 304 Not Modified or
-// 412 Precondition Failed. rangeHeader is the Range header to honour: empty
-// when there is none or when If-Range does not match.
-func checkPreconditions(h http.Header, r *http.Request, modtime time.Time) (status int, rangeHeader string) {
-	ch := checkIfMatch(h, r)
-	if ch == condNone {
-		ch = checkIfUnmodifiedSince(r, modtime)
-	}
-	if ch == condFalse {
-		return http.StatusPreconditionFailed, ""
-	}
-	switch checkIfNoneMatch(h, r) {
-	case condFalse:
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			return http.StatusNotModified, ""
-		}
-		return http.StatusPreconditionFailed, ""
-	case condNone:
-		if checkIfModifiedSince(r, modtime) == condFalse {
-			return http.StatusNotModified, ""
-		}
-	}
+// isOWS reports whether c is optional whitespace (RFC 9110, section 5.6.3).
+func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
-	rangeHeader = r.Header.Get("Range")
-	if rangeHeader != "" && checkIfRange(h, r, modtime) == condFalse {
-		rangeHeader = ""
+func trimOWS(s string) string {
+	for s != "" && isOWS(s[0]) {
+		s = s[1:]
 	}
-	return 0, rangeHeader
+	for s != "" && isOWS(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// listField returns the value of a list-based field, its field lines
+// combined with commas as RFC 9110, section 5.3 allows. A field line whose
+// value is empty has no members, so present is false when every line is
+// empty.
+func listField(h http.Header, name string) (value string, present bool) {
+	lines := h[textproto.CanonicalMIMEHeaderKey(name)]
+	var b strings.Builder
+	for _, l := range lines {
+		if l = trimOWS(l); l == "" {
+			continue
+		}
+		if present {
+			b.WriteString(", ")
+		}
+		b.WriteString(l)
+		present = true
+	}
+	if len(lines) == 1 {
+		return trimOWS(lines[0]), present // the usual case: no copy
+	}
+	return b.String(), present
+}
+
+// singletonField returns the value of a field that takes one value, and the
+// number of non-empty field lines it has. A count above one makes the value
+// invalid (RFC 9110, section 5.3).
+func singletonField(h http.Header, name string) (value string, lines int) {
+	for _, l := range h[textproto.CanonicalMIMEHeaderKey(name)] {
+		if l = trimOWS(l); l != "" {
+			if lines == 0 {
+				value = l
+			}
+			lines++
+		}
+	}
+	return value, lines
+}
+
+// dateField returns the HTTP-date (RFC 9110, section 5.6.7) that the field
+// name holds. ok is false when the field is absent, has more than one member
+// or is not a valid date: sections 13.1.3 and 13.1.4 say to ignore the field
+// then. http.ParseTime accepts the three formats section 5.6.7 requires a
+// recipient to accept.
+func dateField(h http.Header, name string) (t time.Time, ok bool) {
+	v, n := singletonField(h, name)
+	if n != 1 {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(v)
+	return t, err == nil
+}
+
+// tagListMatch evaluates the value of If-Match or If-None-Match ("*" /
+// #entity-tag). star reports the value "*"; match reports whether a listed
+// tag matches cur by the given comparison; valid is false when the value is
+// neither "*" nor a list of entity tags. Empty list elements are skipped
+// (RFC 9110, section 5.6.1). The whole value is checked, so a tag before a
+// syntax error counts for nothing.
+func tagListMatch(value string, cur entityTag, hasCur bool, strong bool) (star, match, valid bool) {
+	if value == "*" {
+		return true, false, true
+	}
+	s := value
+	for {
+		for s != "" && (isOWS(s[0]) || s[0] == ',') {
+			s = s[1:]
+		}
+		if s == "" {
+			return false, match, true
+		}
+		t, rest, ok := parseEntityTag(s)
+		if !ok {
+			return false, false, false
+		}
+		if hasCur && !match {
+			if strong {
+				match = t.strongMatch(cur)
+			} else {
+				match = t.weakMatch(cur)
+			}
+		}
+		for rest != "" && isOWS(rest[0]) {
+			rest = rest[1:]
+		}
+		if rest != "" && rest[0] != ',' {
+			return false, false, false
+		}
+		s = rest
+	}
+}
+
+// ifMatch evaluates If-Match (RFC 9110, section 13.1.1): true for "*" (the
+// representation exists) or when a listed tag matches by strong comparison;
+// false otherwise, including for a value that is not a valid list.
+func (v validators) ifMatch(value string) bool {
+	star, match, valid := tagListMatch(value, v.etag, v.hasETag, true)
+	return valid && (star || match)
+}
+
+// ifNoneMatch evaluates If-None-Match (RFC 9110, section 13.1.2): false for
+// "*" (the representation exists) or when a listed tag matches by weak
+// comparison; true otherwise, including for a value that is not a valid
+// list.
+func (v validators) ifNoneMatch(value string) bool {
+	star, match, valid := tagListMatch(value, v.etag, v.hasETag, false)
+	return !valid || !(star || match)
+}
+
+// notModifiedSince reports whether the representation was last modified no
+// later than t, at the one-second resolution of the Last-Modified field it
+// was sent with.
+func (v validators) notModifiedSince(t time.Time) bool {
+	return v.modtime.Unix() <= t.Unix()
+}
+
+// isSafeRead reports whether method is GET or HEAD: the methods for which a
+// failed If-None-Match or If-Modified-Since means 304 (RFC 9110, sections
+// 13.1.2 and 13.1.3) and for which this package handles ranges.
+func isSafeRead(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
+}
+
+// evalPreconditions evaluates the preconditions of r in the order of RFC
+// 9110, section 13.2.2, steps 1 to 4, and returns the status to answer
+// with: 0 to go on with the method, 412 (Precondition Failed) or 304 (Not
+// Modified). Step 5, If-Range, belongs to range handling: see ifRange.
+func (v validators) evalPreconditions(r *http.Request) int {
+	h := r.Header
+	// Step 1: If-Match; step 2: If-Unmodified-Since, only without If-Match
+	// (section 13.1.4), and only when there is a date to compare.
+	if value, ok := listField(h, "If-Match"); ok {
+		if !v.ifMatch(value) {
+			return http.StatusPreconditionFailed
+		}
+	} else if t, ok := dateField(h, "If-Unmodified-Since"); ok && v.hasDate() {
+		if !v.notModifiedSince(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	// Step 3: If-None-Match; step 4: If-Modified-Since, only without
+	// If-None-Match and only for GET and HEAD (section 13.1.3).
+	if value, ok := listField(h, "If-None-Match"); ok {
+		if !v.ifNoneMatch(value) {
+			if isSafeRead(r.Method) {
+				return http.StatusNotModified
+			}
+			return http.StatusPreconditionFailed
+		}
+	} else if isSafeRead(r.Method) {
+		if t, ok := dateField(h, "If-Modified-Since"); ok && v.hasDate() && v.notModifiedSince(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// ifRange evaluates If-Range (RFC 9110, section 13.1.5) for a request that
+// has a Range field: true to honour the Range, false to send the whole
+// representation. Without If-Range the Range is honoured. An entity tag
+// must equal the current one by strong comparison, so a weak tag never
+// matches; a date must name the second of the representation's
+// modification time, the value Last-Modified carries. Anything else,
+// including an entity tag followed by more text, is false.
+func (v validators) ifRange(h http.Header) bool {
+	value, n := singletonField(h, "If-Range")
+	switch {
+	case n == 0:
+		return true
+	case n > 1:
+		return false
+	}
+	if strings.HasPrefix(value, `"`) || strings.HasPrefix(value, `W/"`) {
+		t, rest, ok := parseEntityTag(value)
+		return ok && rest == "" && v.hasETag && t.strongMatch(v.etag)
+	}
+	t, err := http.ParseTime(value)
+	return err == nil && v.hasDate() && t.Unix() == v.modtime.Unix()
 }

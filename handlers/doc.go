@@ -1,5 +1,6 @@
 // Package handlers serves files over HTTP without leaving the kernel's
-// sendfile(2) fast path, with the semantics of net/http's http.ServeContent.
+// sendfile(2) fast path, with the semantics of net/http's http.ServeContent
+// where those follow RFC 9110 (see "Where this package differs").
 //
 // # Usage
 //
@@ -31,14 +32,13 @@
 // net/http's ResponseWriter hands io.Copy's source to *net.TCPConn.ReadFrom,
 // which uses sendfile(2) when the source is an *os.File or an
 // *io.LimitedReader around one, and the response has a Content-Length (a
-// chunked response never uses it). This package always gives
-// http.ServeContent the *os.File itself, so both hold. (net/http copies the
-// first 512 bytes of a body with write(2) before it switches to sendfile, so
-// it can sniff a Content-Type; that is unchanged.) The one case
-// http.ServeContent cannot keep on the fast path is a multi-range request,
-// which it answers through an io.Pipe and a goroutine; this package answers
-// those itself (see Multi-range requests). Precompressed files also keep
-// their Content-Length (see Precompressed files).
+// chunked response never uses it). This package writes every response
+// itself and sends every body, whole file, single range or each part of a
+// multi-range response, with io.CopyN(w, f, n) after a Seek, so both hold.
+// (net/http copies the first 512 bytes of a body with write(2) before it
+// switches to sendfile, so it can sniff a Content-Type; that is unchanged.)
+// Precompressed files keep their Content-Length too (see Precompressed
+// files).
 //
 // Anything that wraps the ResponseWriter between the server and these
 // handlers (a logging or metrics middleware, say) must itself implement
@@ -65,8 +65,13 @@
 // non-blocking, so one cannot hang a request. Only GET and HEAD are served;
 // other methods get 405 with "Allow: GET, HEAD". The redirect that adds a
 // directory's trailing slash (only with [WithIndex] or
-// [WithDirectoryListing]) is a relative "./name/" Location, which cannot
-// point at another host.
+// [WithDirectoryListing]) is a relative Location made of the escaped names
+// of the directory that was opened ("./a/b/" for a request for "/a%2Fb"),
+// which cannot point at another host or another directory. A directory
+// listing shows only entries a request would be served: not dotfiles
+// (unless WithDotfiles), FIFOs, sockets, devices, or symbolic links that
+// leave the root or lead to one of those. (A file the server may not read
+// is still listed, and answers 404.)
 //
 // When the files come from users, add [WithAttachments], so a browser
 // downloads an uploaded HTML or SVG file instead of rendering it in your
@@ -88,50 +93,137 @@
 // off), since a sidecar may appear at any time. Nothing is compressed on the
 // fly, and a sidecar is trusted to hold the original's content: the server
 // does not compare them. A request for /a.txt.gz itself serves that file as
-// an ordinary file, without Content-Encoding.
+// an ordinary file, without Content-Encoding. Content-Encoding is set only on
+// 200 and 206 responses, with the encoded length as Content-Length.
 //
-// http.ServeContent omits Content-Length when Content-Encoding is already
-// set (to allow for writers that compress on the fly), which would make the
-// response chunked; this package adds Content-Encoding as the 200 or 206
-// header is written instead, so the Content-Length stays.
+// # Conditional and range requests
 //
-// # Multi-range requests
+// The preconditions (RFC 9110, sections 13.1.1 to 13.1.5), in the order of
+// section 13.2.2, entity-tag comparison (8.8.3.2), Range parsing and
+// satisfiability (14.1.1, 14.1.2, 14.2) and the 206, 304, 412 and 416
+// responses (14.4, 15.3.7, 15.4.5, 15.5.17) are this package's own code,
+// written from the RFC; each rule names its section. Each precondition is
+// evaluated once, and every response, 304 and 416 included, is written
+// here: http.ServeContent is used only for files that are not regular.
+// Validators are a strong ETag derived from the file's modification time
+// and size, without reading the content (a file rewritten within the same
+// nanosecond with the same size keeps its ETag), and Last-Modified, which
+// has whole seconds; an If-Range date matches when it names the file's
+// modification second, so a client that has only the date cannot tell two
+// versions written within one second apart (one that has the ETag can).
 //
-// A request that http.ServeContent would answer with a multipart/byteranges
-// 206 (preconditions and If-Range pass, two or more satisfiable ranges, their
-// total no larger than the file) gets the same status, headers and body up
-// to the random boundary, built without a pipe or goroutine: each part's
-// header is written with Write and each part's bytes with
-// io.CopyN(w, file, length), which reaches ReadFrom and sendfile(2). The
-// Content-Length is computed exactly before the first byte is written. The
-// preconditions are evaluated by a faithful port of net/http's
-// checkPreconditions, used only to recognise these requests; every other
-// response, including 304, 412 and 416, is http.ServeContent's own.
+// A request for two or more satisfiable ranges gets a multipart/byteranges
+// 206 (section 14.6) whose framing mime/multipart.Writer writes (CreatePart
+// for each part's header) and whose parts go straight to the ResponseWriter
+// with io.CopyN, so each reaches ReadFrom and sendfile(2); nothing goes
+// through a pipe or goroutine, as it does in http.ServeContent. The
+// Content-Length is exact and set before the first byte: the framing is
+// first rendered, with the same boundary, into a counter.
+//
+// # Where this package differs from http.ServeContent
+//
+// Where net/http follows the RFC, the answers are the same, to the byte
+// (up to the random multipart boundary); the differential tests and the
+// fuzz target FuzzServeContent check that against http.ServeContent and
+// allow exactly these differences, each required or permitted by RFC 9110:
+//
+//  1. A suffix range of length 0 ("bytes=-0") is unsatisfiable (14.1.2): it
+//     is left out of the set, and a set with nothing else satisfiable gets
+//     416 with "Content-Range: bytes */size". net/http answers 206 with the
+//     invalid "Content-Range: bytes size-(size-1)/size" and an empty body
+//     (or empty parts).
+//  2. A range unit other than bytes ("items=0-5") is ignored: 200 with the
+//     whole file, as a server must (14.2). net/http answers 416.
+//  3. Range unit names are case-insensitive (14.1): "Bytes=0-4" is a byte
+//     range. net/http answers 416.
+//  4. Range is ignored for methods other than GET and HEAD (14.2: range
+//     handling is defined for GET only; HEAD answers as GET would, 9.3.2).
+//     net/http answers a POST with 206.
+//  5. An If-Match or If-None-Match value that is neither "*" nor a list of
+//     entity tags ("\"a\" x", "\"a\", *") is a false If-Match and a true
+//     If-None-Match (13.1.1 and 13.1.2, step 3: "otherwise"). net/http reads
+//     tags up to the first error and treats "*" anywhere as "*".
+//  6. If-Range must be exactly one entity tag or one HTTP-date (13.1.5): an
+//     entity tag followed by anything else is false, so the whole file is
+//     sent. net/http matches the tag and ignores the rest.
+//  7. Every 416 carries "Content-Range: bytes */size" (14.4, 15.5.17), also
+//     for an invalid Range. net/http sends it only when no range overlaps.
+//  8. A range-spec must follow the grammar (14.1.1): whitespace inside it
+//     ("0 - 1"), a sign ("+0-1") or a line break make the Range invalid, and
+//     416 (14.2 lets a server reject an invalid Range). net/http trims
+//     whitespace around the dash and accepts signs.
+//  9. Positions and suffix lengths have no size limit (14.1.1 is 1*DIGIT):
+//     a last-pos or suffix beyond 2^63-1 means "to the end", a first-pos
+//     beyond it is unsatisfiable (14.1.2). net/http answers 416 invalid.
+//  10. The ranges of an empty file are ignored: 200 with the empty body (no
+//     byte range of an empty representation is satisfiable, 14.1.2, and a
+//     server may ignore Range for one, 14.2). net/http does so too, except
+//     for suffix ranges, which get 206 with "Content-Range: bytes 0--1/0".
+//  11. More than [DefaultMaxRanges] (see [WithMaxRanges]) satisfiable ranges
+//     get the whole file with 200 (14.2 lets a server ignore many small
+//     ranges, a denial-of-service pattern, 17.15). net/http has no bound.
+//  12. Repeated field lines (5.3): If-Match and If-None-Match lines are
+//     combined into one list; Range, If-Range, If-Modified-Since and
+//     If-Unmodified-Since take one value, so a second line makes Range
+//     invalid (416), If-Range false, and the date fields ignored (13.1.3,
+//     13.1.4: "more than one member"). net/http reads the first line only.
+//  13. A representation without a date (modtime zero or the Unix epoch) has
+//     no Last-Modified, so no If-Range date matches it (13.1.5). net/http
+//     matches the epoch's date.
+//  14. A part of a multipart/byteranges body carries Content-Type only when
+//     the representation has one (14.6); net/http writes an empty
+//     "Content-Type:" line when the caller suppressed the type.
+//  15. Audio and video files get the types of nginx's mime.types (".webm" is
+//     video/webm, ".ts" video/mp2t, ".m4a" audio/x-m4a...), whatever the
+//     machine's mime.types says: Content-Type names the representation's
+//     media type (8.3), and Go's table and the system's differ on these.
 //
 // # Slow clients
 //
 // [WithSendTimeout] cuts off a client that stops reading a file: the write
-// deadline stays a fixed time ahead for as long as the transfer progresses
-// (judged by the file's offset, which sendfile advances), so a long download
-// on a slow link goes on while a stalled one fails. It works on Unix.
+// deadline is pushed d ahead whenever the client is seen to take more of
+// the response (checked every d/4), so a long download at any steady rate
+// goes on while a stalled one fails within 1.25 d, with a write error that
+// matches os.ErrDeadlineExceeded.
+//
+// The measure is the client's own progress: on Linux, the bytes the peer's
+// TCP has acknowledged (tcpi_bytes_acked from getsockopt TCP_INFO), read
+// from the connection's descriptor, which a handler can reach when the
+// server accepts through middleware.Listener. A reader's kernel
+// acknowledges data as it reopens its receive window, in steps of up to
+// about half its receive buffer or one segment; with Linux's default
+// buffers on loopback, where a segment is 64 KiB, a steady 16 KiB/s reader
+// is seen to move about every 4 s, on an Ethernet path every few KiB. So a
+// send timeout should exceed (64 KiB / the slowest rate to keep); nginx's
+// 60 s keeps readers down to about 1 KiB/s. Over TLS the measure is the
+// same (it counts encrypted bytes); over HTTP/2 it is the connection's, so
+// one busy stream keeps a stalled one alive.
+//
+// Where the connection cannot be measured (no middleware.Listener, a Unix
+// socket, an operating system other than Linux, or linux/386), progress is
+// read from the file's offset instead, which moves only when the kernel
+// frees about a third of the socket's send buffer (which autotunes up to 4
+// MB); there a reader slower than (send buffer / 3) / d is cut off as
+// stalled, so use a long timeout, or middleware.Listener. Outside Unix
+// WithSendTimeout does nothing.
 //
 // # Limits
 //
 // A request for more than [DefaultMaxRanges] ranges (see [WithMaxRanges])
-// gets the whole file with 200 OK, as RFC 9110 allows, because every part
-// costs a header of about a hundred bytes. net/http's own checks still apply
-// below the bound: a range set whose total exceeds the file gets 200 with the
-// whole file, and overlapping ranges are sent as asked.
+// gets the whole file with 200 OK, because every part costs a header of
+// about a hundred bytes; so does a set of ranges whose total exceeds the
+// file (they overlap, and the whole costs less), as in net/http. Other
+// overlapping ranges are sent as asked.
 //
 // Where this package deliberately differs from http.FileServer: a request
 // for "/dir/index.html" is served rather than redirected to "/dir/"; a file
 // requested with a trailing slash answers 404 rather than redirecting;
 // permission errors answer 404 rather than 403; directories answer 404
-// unless [WithIndex] or [WithDirectoryListing] is given; and a path that is
+// unless [WithIndex] or [WithDirectoryListing] is given; a path that is
 // not already clean ("/a/../b", "/a//b") answers 404 rather than being
-// cleaned. ETags are strong and derived from the file's modification time
-// and size, without reading the content; a file rewritten within the same
-// nanosecond with the same size keeps its ETag.
+// cleaned; and a directory listing evaluates every precondition of RFC
+// 9110, 13.2.2 (so If-None-Match makes it ignore If-Modified-Since, 13.1.3),
+// not If-Modified-Since alone.
 //
 // # Reverse proxy
 //

@@ -4,11 +4,9 @@ import (
 	"html"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,10 +71,7 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveRegular(w, r, name, f, fi)
 	case fi.IsDir() && (s.cfg.index || s.cfg.listing):
 		if !dir {
-			// "./" keeps a name such as "a:b" from reading as a URL scheme;
-			// the name is a single escaped path element, so the target is
-			// always a child of the current URL, never another host.
-			localRedirect(w, r, "./"+url.PathEscape(path.Base(filepath.ToSlash(name)))+"/")
+			localRedirect(w, r, slashRedirect(r, name))
 			return
 		}
 		if s.cfg.index {
@@ -90,7 +85,7 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if s.cfg.listing {
-			s.serveListing(w, r, f, fi)
+			s.serveListing(w, r, name, f, fi)
 			return
 		}
 		replyStatus(w, http.StatusNotFound)
@@ -158,8 +153,39 @@ func replyStatus(w http.ResponseWriter, status int) {
 	http.Error(w, "500 internal server error", http.StatusInternalServerError)
 }
 
-// localRedirect is net/http's localRedirect: a 301 to a relative target,
-// keeping the query.
+// slashRedirect returns the relative target that adds a trailing slash to
+// the URL of the directory name.
+//
+// The target replaces the request path's last segment, as sent, with the
+// directory elements that segment decodes to, each escaped: "./b/" for
+// ".../b", and "./a/b/" for ".../a%2Fb", which names the directory a/b that
+// was opened (not ".../b/", which a relative "./b/" would reach from
+// ".../a%2Fb"). "./" keeps a name such as "a:b" from reading as a URL
+// scheme, and every element is one resolvePath accepted, so the target is
+// always below the current URL, never another host.
+func slashRedirect(r *http.Request, name string) string {
+	elems := strings.Split(filepath.ToSlash(name), "/")
+	esc := r.URL.EscapedPath()
+	last := esc[strings.LastIndexByte(esc, '/')+1:]
+	if dec, err := url.PathUnescape(last); err == nil && dec != "" {
+		if n := strings.Count(dec, "/") + 1; n <= len(elems) && strings.Join(elems[len(elems)-n:], "/") == dec {
+			elems = elems[len(elems)-n:]
+		} else {
+			elems = elems[len(elems)-1:]
+		}
+	} else {
+		elems = elems[len(elems)-1:]
+	}
+	var b strings.Builder
+	b.WriteString("./")
+	for _, e := range elems {
+		b.WriteString(url.PathEscape(e))
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
+// localRedirect answers 301 with a relative target, keeping the query.
 func localRedirect(w http.ResponseWriter, r *http.Request, target string) {
 	if q := r.URL.RawQuery; q != "" {
 		target += "?" + q
@@ -178,12 +204,13 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 	if s.cfg.attachments {
 		SetAttachment(h, filepath.Base(name))
 	}
+	c := &content{f: f, size: fi.Size(), modtime: fi.ModTime(), name: name, typeOf: f, maxRanges: s.cfg.maxRanges}
 	if len(s.cfg.codings) > 0 {
 		addVary(h, "Accept-Encoding")
 		order, n := preferredCodings(r, s.cfg.codings)
 		for _, i := range order[:n] {
-			c := s.cfg.codings[i]
-			sf, sfi, status := s.open(name + c.ext)
+			cd := s.cfg.codings[i]
+			sf, sfi, status := s.open(name + cd.ext)
 			if status != 0 {
 				continue
 			}
@@ -191,48 +218,38 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 			if !sfi.Mode().IsRegular() {
 				continue
 			}
-			if _, ok := h["Content-Type"]; !ok {
-				h.Set("Content-Type", originalType(name, f))
-			}
-			h.Set("Etag", makeETag(sfi, c.name))
-			s.send(w, r, name, sf, sfi, c.name)
+			// The sidecar's own size and time make its validators; the
+			// original, never the compressed bytes, gives the type.
+			c.f, c.size, c.modtime, c.encoding = sf, sfi.Size(), sfi.ModTime(), cd.name
+			h.Set("Etag", makeETag(sfi, cd.name))
+			s.send(w, r, c)
 			return
 		}
 	}
 	h.Set("Etag", makeETag(fi, ""))
-	s.send(w, r, name, f, fi, "")
+	s.send(w, r, c)
 }
 
-// send serves f (whose content coding is encoding), cutting the client off
-// when WithSendTimeout asks for it and the transfer stalls.
-func (s *fileServer) send(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo, encoding string) {
+// send serves c, cutting the client off when WithSendTimeout asks for it
+// and the client stops taking the bytes.
+func (s *fileServer) send(w http.ResponseWriter, r *http.Request, c *content) {
 	if s.cfg.sendTimeout > 0 {
-		defer watchSend(w, f, s.cfg.sendTimeout)()
+		defer watchSend(w, r, c.f, s.cfg.sendTimeout)()
 	}
-	serveFile(w, r, name, fi.ModTime(), f, fi.Size(), encoding, s.cfg.maxRanges)
+	serveFile(w, r, c)
 }
 
-// originalType returns the Content-Type of the original file f: by name's
-// extension, else sniffed from f's first 512 bytes, never from the
-// compressed bytes of a sidecar.
-func originalType(name string, f *os.File) string {
-	if ctype := mime.TypeByExtension(filepath.Ext(name)); ctype != "" {
-		return ctype
-	}
-	var buf [sniffLen]byte
-	n, _ := f.ReadAt(buf[:], 0)
-	return http.DetectContentType(buf[:n])
-}
-
-// serveListing answers with an HTML list of the directory f, as net/http's
-// dirList does, leaving out entries a request could not reach.
-func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, f *os.File, fi fs.FileInfo) {
-	if checkIfModifiedSince(r, fi.ModTime()) == condFalse {
-		h := w.Header()
-		delete(h, "Content-Type")
-		delete(h, "Content-Length")
-		delete(h, "Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
+// serveListing answers with an HTML list of the directory f (at dir below
+// the root), leaving out entries a request could not reach. The listing has
+// a modification time but no entity tag, so of the preconditions only the
+// date ones and "*" can fail.
+func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, dir string, f *os.File, fi fs.FileInfo) {
+	switch (validators{modtime: fi.ModTime()}).evalPreconditions(r) {
+	case http.StatusNotModified:
+		writeNotModified(w)
+		return
+	case http.StatusPreconditionFailed:
+		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
 	entries, err := f.ReadDir(-1)
@@ -245,12 +262,9 @@ func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, f *os.
 	var b strings.Builder
 	b.WriteString("<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n")
 	for _, e := range entries {
-		name := e.Name()
-		if _, _, ok := resolvePath(name, s.cfg.dotfiles); !ok {
+		name, ok := s.listedName(dir, e)
+		if !ok {
 			continue
-		}
-		if e.IsDir() {
-			name += "/"
 		}
 		// url.URL escapes '?', '#', '%', spaces, quotes, angle brackets
 		// and non-ASCII, and prefixes "./" when the first element has a
@@ -267,4 +281,31 @@ func (s *fileServer) serveListing(w http.ResponseWriter, r *http.Request, f *os.
 	setLastModified(w.Header(), fi.ModTime())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	io.WriteString(w, b.String())
+}
+
+// listedName returns the name under which the directory listing of dir
+// shows e ("name", or "name/" for a directory), and false when a request for
+// it would answer 404: a name resolvePath refuses, a FIFO, socket or device,
+// or a symbolic link that leaves the root or leads to one of those. Links
+// are followed through the root, as a request would be.
+func (s *fileServer) listedName(dir string, e fs.DirEntry) (string, bool) {
+	name := e.Name()
+	if _, _, ok := resolvePath(name, s.cfg.dotfiles); !ok {
+		return "", false
+	}
+	mode := e.Type()
+	if mode&fs.ModeSymlink != 0 {
+		fi, err := s.root.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return "", false
+		}
+		mode = fi.Mode().Type()
+	}
+	switch {
+	case mode.IsDir():
+		return name + "/", true
+	case mode.IsRegular():
+		return name, true
+	}
+	return "", false
 }

@@ -326,6 +326,66 @@ func TestFileServerDirectories(t *testing.T) {
 	}
 }
 
+// TestTrailingSlashRedirect checks that the redirect adding a directory's
+// slash leads back to the directory that was opened, whatever the request
+// path's escaping, and stays a relative path below the current URL.
+func TestTrailingSlashRedirect(t *testing.T) {
+	tree := newTestTree(t)
+	if err := os.MkdirAll(filepath.Join(tree.rootDir, "a b", "c%d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fs := FileServer(tree.root, WithIndex())
+	tests := []struct {
+		name, path, rawPath, want string
+	}{
+		{"plain", "/sub/deeper", "", "./deeper/"},
+		{"escaped slash", "/sub/deeper", "/sub%2Fdeeper", "./sub/deeper/"},
+		{"escaped slash, first segment", "/sub/deeper", "/sub%2fdeeper", "./sub/deeper/"},
+		{"escaped letters", "/sub/deeper", "/s%75b/d%65eper", "./deeper/"},
+		{"space and percent", "/a b/c%d", "/a%20b%2Fc%25d", "./a%20b/c%25d/"},
+		{"under StripPrefix", "sub/deeper", "sub%2Fdeeper", "./sub/deeper/"},
+		{"raw path that does not match", "/sub/deeper", "/x%2Fy", "./deeper/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := request("GET", tt.path)
+			r.URL.RawPath = tt.rawPath
+			res := record(fs, r)
+			if res.status != 301 || res.header.Get("Location") != tt.want {
+				t.Fatalf("got %d Location %q, want 301 %q", res.status, res.header.Get("Location"), tt.want)
+			}
+			if !redirectTarget.MatchString(tt.want) {
+				t.Errorf("%q is not a relative path below the current URL", tt.want)
+			}
+		})
+	}
+}
+
+// TestDirectoryListingHidesWhatAnswers404 checks that a listing leaves out
+// the entries a request would get 404 for: symbolic links out of the root,
+// and dotfiles; links inside it are shown, a link to a directory as one.
+func TestDirectoryListingHidesWhatAnswers404(t *testing.T) {
+	tree := newTestTree(t)
+	res := record(FileServer(tree.root, WithDirectoryListing()), request("GET", "/"))
+	if res.status != 200 {
+		t.Fatalf("status %d", res.status)
+	}
+	for _, name := range []string{`href="link-out"`, `href="link-abs"`, `href=".env"`, "back%5Cslash"} {
+		if strings.Contains(string(res.body), name) {
+			t.Errorf("listing shows %s", name)
+		}
+	}
+	for _, name := range []string{`<a href="link-in.txt">link-in.txt</a>`, `<a href="link-dir/">link-dir/</a>`, `<a href="link-dot.txt">link-dot.txt</a>`} {
+		if !strings.Contains(string(res.body), name) {
+			t.Errorf("listing lacks %s", name)
+		}
+	}
+	res = record(FileServer(tree.root, WithDirectoryListing()), request("GET", "/sub/"))
+	if strings.Contains(string(res.body), "link-esc") || !strings.Contains(string(res.body), `<a href="link-up">link-up</a>`) {
+		t.Errorf("sub listing:\n%s", res.body)
+	}
+}
+
 func TestDirectoryListingEscapes(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"a b&c<d>'e\".txt", "q?x#y%z.txt", "colon:name.txt", "ünï.txt", ".hidden", `back\slash`, "<script>alert(1)<", "plain"} {

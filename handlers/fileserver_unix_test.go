@@ -38,6 +38,30 @@ func TestFileServerSpecialFiles(t *testing.T) {
 			}
 		})
 	}
+	t.Run("listing shows only what is served", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(dir, "plain.txt"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for name, target := range map[string]string{"to-fifo": "fifo", "to-plain": "plain.txt", "dangling": "nope", "out": "/etc/passwd"} {
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res := record(fs, request("GET", "/"))
+		want := "<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n" +
+			"<a href=\"plain.txt\">plain.txt</a>\n" +
+			"<a href=\"to-plain\">to-plain</a>\n" +
+			"</pre>\n"
+		if res.status != 200 || string(res.body) != want {
+			t.Errorf("got %d:\n%s\nwant:\n%s", res.status, res.body, want)
+		}
+		for _, name := range []string{"fifo", "sock", "to-fifo", "dangling", "out"} {
+			os.Remove(filepath.Join(dir, name))
+		}
+		os.Remove(filepath.Join(dir, "plain.txt"))
+		os.Remove(filepath.Join(dir, "to-plain"))
+		syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644)
+	})
 	t.Run("fifo as sidecar", func(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644); err != nil {
 			t.Fatal(err)

@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// redirectTarget is the only form of Location FileServer may send: a
-// single escaped path element below the current URL.
-var redirectTarget = regexp.MustCompile(`^\./[^/?#\\]+/$`)
+// redirectTarget is the only form of Location FileServer may send: escaped
+// path elements below the current URL.
+var redirectTarget = regexp.MustCompile(`^\./(?:[^/?#\\]+/)+$`)
 
 // FuzzFileServerPath checks, for any request path and Accept-Encoding, that
 // path resolution only yields plain downward names, and that FileServer never
@@ -98,18 +98,29 @@ func FuzzFileServerPath(f *testing.F) {
 	})
 }
 
-// FuzzRange checks, for any Range and If-Range header, that ServeContent
-// never panics or answers 5xx, answers exactly as http.ServeContent does
-// (except that a multipart response of more than DefaultMaxRanges parts
-// becomes the whole file), and that every multipart part holds the file's
-// bytes for its Content-Range.
-func FuzzRange(f *testing.F) {
+// FuzzServeContent is the differential fuzz target: for any method, Range,
+// If-Range, If-Match, If-None-Match, If-Modified-Since and
+// If-Unmodified-Since, ServeContent must never panic or answer 5xx, must
+// answer exactly as http.ServeContent does except for the deviations the
+// package documentation lists (encoded in netHTTPEquivalent), and every
+// multipart part must hold the file's bytes for its Content-Range.
+//
+// In the inputs, ETAG stands for the file's entity tag and LM for its
+// Last-Modified date. Only field values that net/http's server could hand a
+// handler are tried (see deliverable).
+func FuzzServeContent(f *testing.F) {
 	for _, rc := range rangeCases {
-		f.Add(rc.value, "", false)
+		f.Add("GET", rc.value, "", "", "", "", "")
 	}
-	f.Add("bytes=0-9,20-29", `"x"`, false)
-	f.Add("bytes=0-9,20-29", "", true)
-	f.Add("bytes=0-9,20-29", "Fri, 01 Mar 2024 12:30:45 GMT", false)
+	for _, cc := range conditionalCases(`ETAG`, fixedTime) {
+		in := map[string]string{}
+		for i := 0; i+1 < len(cc.header); i += 2 {
+			in[cc.header[i]] = cc.header[i+1]
+		}
+		f.Add("GET", "bytes=0-9,20-29", in["If-Range"], in["If-Match"], in["If-None-Match"], in["If-Modified-Since"], in["If-Unmodified-Since"])
+	}
+	f.Add("HEAD", "bytes=0-9,20-29", "LM", "", "", "", "")
+	f.Add("POST", "bytes=0-9", "", "", "ETAG", "", "")
 
 	dir := f.TempDir()
 	content := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz0123456789\n"), 40) // 1480 bytes
@@ -125,36 +136,42 @@ func FuzzRange(f *testing.F) {
 		f.Fatal(err)
 	}
 	etag := makeETag(fi, "")
+	lm := fixedTime.UTC().Format(http.TimeFormat)
 	mine := serveContentHandler(f, path, "file.txt")
 	ref := netHTTPHandler(f, path, "file.txt", http.Header{"Etag": {etag}})
+	size := int64(len(content))
 
-	f.Fuzz(func(t *testing.T, rangeHeader, ifRange string, head bool) {
-		method := "GET"
-		if head {
-			method = "HEAD"
+	f.Fuzz(func(t *testing.T, method, rangeV, ifRange, ifMatch, ifNoneMatch, ims, ius string) {
+		if method == "" {
+			method = "GET"
 		}
-		if ifRange == "ETAG" {
-			ifRange = etag
+		if !tokenRE.MatchString(method) {
+			t.Skip("not a method token")
 		}
-		hdr := []string{"Range", rangeHeader}
-		if ifRange != "" {
-			hdr = append(hdr, "If-Range", ifRange)
+		var hdr []string
+		for _, kv := range [][2]string{
+			{"Range", rangeV}, {"If-Range", ifRange}, {"If-Match", ifMatch},
+			{"If-None-Match", ifNoneMatch}, {"If-Modified-Since", ims}, {"If-Unmodified-Since", ius},
+		} {
+			v := strings.ReplaceAll(strings.ReplaceAll(kv[1], "ETAG", etag), "LM", lm)
+			if v == "" {
+				continue
+			}
+			if !deliverable(v) {
+				t.Skip("not a deliverable field value")
+			}
+			hdr = append(hdr, kv[0], v)
 		}
 		got := record(mine, request(method, "/", hdr...))
 		if got.status >= 500 {
 			t.Fatalf("status %d", got.status)
 		}
-		want := record(ref, request(method, "/", hdr...))
-		if want.status == 206 && strings.HasPrefix(want.header.Get("Content-Type"), "multipart/") {
-			ranges, _ := parseRange(rangeHeader, int64(len(content)))
-			if len(ranges) > DefaultMaxRanges {
-				want = record(ref, request(method, "/"))
-			}
-		}
+		refReq, inv := netHTTPEquivalent(request(method, "/", hdr...), size, DefaultMaxRanges)
+		want := expectFromNetHTTP(record(ref, refReq), inv, size)
 		if d := diffResponses(got, want); d != "" {
-			t.Fatalf("differs from net/http:\n%s", d)
+			t.Fatalf("%s %q: differs from net/http:\n%s", method, hdr, d)
 		}
-		if got.status == 206 && !head && strings.HasPrefix(got.header.Get("Content-Type"), "multipart/") {
+		if got.status == 206 && method != "HEAD" && strings.HasPrefix(got.header.Get("Content-Type"), "multipart/") {
 			checkMultipart(t, got, content, "text/plain; charset=utf-8")
 		}
 	})

@@ -52,8 +52,9 @@ func WithIndex() Option {
 // WithDirectoryListing makes a request for a directory that has no index
 // page (or when WithIndex is off) answer with an HTML list of its entries,
 // sorted by name, with every name HTML-escaped and URL-escaped in its link.
-// Entries a request could not reach (dotfiles unless WithDotfiles, names
-// with a backslash) are left out. A request for a directory without the
+// Entries a request would get 404 for (dotfiles unless WithDotfiles, names
+// with a backslash, FIFOs, sockets, devices, symbolic links out of the
+// root) are left out. A request for a directory without the
 // trailing slash redirects to add it. Off by default.
 func WithDirectoryListing() Option {
 	return optionFunc(func(c *config) { c.listing = true })
@@ -76,7 +77,7 @@ func WithCacheControl(value string) Option {
 
 // WithMaxRanges bounds the number of ranges in a multi-range request: a
 // request for more than n satisfiable ranges gets the whole file with
-// 200 OK, as RFC 9110 allows. The default is DefaultMaxRanges; a negative n
+// 200 OK, as RFC 9110, section 14.2 allows. The default is DefaultMaxRanges; a negative n
 // removes the bound (net/http's behaviour). n == 0 panics: it reads as "no
 // ranges" (nginx's max_ranges 0) and would mean the opposite, so say -1.
 func WithMaxRanges(n int) Option {
@@ -123,16 +124,25 @@ func WithEncodings(encodings ...string) Option {
 }
 
 // WithSendTimeout cuts off a client that stops reading a file: the
-// response's write deadline is kept d ahead for as long as the transfer makes
-// progress, so a download of any size at any rate goes on, but one that moves
-// no bytes for d fails (the connection is closed and a fastpath Logger
-// records the response as aborted). This is nginx's send_timeout; it is what
-// http.Server.WriteTimeout cannot be for downloads, since that caps a
-// response's total time. It covers file bodies, on Unix; other responses
-// (directory listings, errors) need a write deadline of their own, such as
-// one set when each request starts, which this one replaces while a file is
-// sent. Off by default; d <= 0 turns it off. A ResponseWriter that cannot
-// take deadlines (such as httptest.ResponseRecorder) is served without one.
+// response's write deadline is kept d ahead for as long as the client takes
+// more of the response, so a download of any size at a steady rate goes on,
+// but one that takes nothing for d is cut off within 1.25 d (the pending
+// write fails with an error matching os.ErrDeadlineExceeded, the connection
+// is closed, and a fastpath Logger records the response as aborted). This
+// is nginx's send_timeout; it is what http.Server.WriteTimeout cannot be
+// for downloads, since that caps a response's total time.
+//
+// The client's progress is measured at its TCP connection (the bytes it
+// acknowledged) when the server accepts through middleware.Listener on
+// Linux, and otherwise by the file's offset, which is coarse: see the
+// package documentation, "Slow clients", for what each sees and how large d
+// should be. It covers file bodies, on Unix; other responses (directory
+// listings, errors) need a write deadline of their own, such as one set when
+// each request starts, which this one replaces while a file is sent. After
+// the file, the deadline is left d ahead, so what net/http flushes once the
+// handler returns is bounded too. Off by default; d <= 0 turns it off. A
+// ResponseWriter that cannot take deadlines (such as
+// httptest.ResponseRecorder) is served without one.
 func WithSendTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.sendTimeout = d })
 }

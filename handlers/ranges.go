@@ -1,197 +1,207 @@
 package handlers
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"io"
-	"net/textproto"
+	"math"
 	"strconv"
 	"strings"
 )
 
-// httpRange specifies the byte range to be sent to the client.
-// It is net/http's httpRange.
-type httpRange struct {
+// byteRange is a satisfiable byte range of a representation: length bytes
+// from offset start, length at least 1.
+type byteRange struct {
 	start, length int64
 }
 
-var (
-	errInvalidRange = errors.New("invalid range")
-	// errNoOverlap is returned by parseRange if first-byte-pos of all of the
-	// byte-range-spec values is greater than the content size.
-	errNoOverlap = errors.New("invalid range: failed to overlap")
+// end returns the last-pos of r, as Content-Range states it.
+func (r byteRange) end() int64 { return r.start + r.length - 1 }
+
+// rangeVerdict is what a Range field asks of the server.
+type rangeVerdict int
+
+const (
+	// rangeIgnore: send the whole representation with 200 OK.
+	rangeIgnore rangeVerdict = iota
+	// rangeInvalid: the ranges-specifier is invalid; answer 416.
+	rangeInvalid
+	// rangeUnsatisfiable: no range in the set is satisfiable; answer 416.
+	rangeUnsatisfiable
+	// rangeSatisfiable: send the ranges with 206 Partial Content.
+	rangeSatisfiable
 )
 
-// parseRange parses a Range header string as per RFC 9110, section 14.
-// errNoOverlap is returned if none of the ranges overlap.
+// parseRange interprets the value of a Range field (RFC 9110, section 14.2)
+// for a representation of size bytes, and returns the satisfiable ranges in
+// the order asked. maxRanges bounds their number (maxRanges <= 0: no bound).
 //
-// It is a faithful port of parseRange in $GOROOT/src/net/http/fs.go
-// (Go 1.26), so that this package answers exactly the requests with 206
-// that http.ServeContent answers with 206.
-func parseRange(s string, size int64) ([]httpRange, error) {
-	if s == "" {
-		return nil, nil // header not present
+// The grammar is section 14.1.1's:
+//
+//	ranges-specifier = range-unit "=" range-set
+//	range-set        = 1#range-spec
+//	range-spec       = int-range / suffix-range / other-range
+//	int-range        = first-pos "-" [ last-pos ]
+//	suffix-range     = "-" suffix-length
+//
+// where the positions and the suffix length are 1*DIGIT, of any length.
+func parseRange(value string, size int64, maxRanges int) ([]byteRange, rangeVerdict) {
+	unit, set, ok := strings.Cut(value, "=")
+	if !ok || !isToken(unit) {
+		return nil, rangeInvalid
 	}
-	const b = "bytes="
-	if !strings.HasPrefix(s, b) {
-		return nil, errInvalidRange
+	// Range unit names are case-insensitive (section 14.1), and a server
+	// must ignore a range unit it does not understand (section 14.2).
+	if !strings.EqualFold(unit, "bytes") {
+		return nil, rangeIgnore
 	}
-	var ranges []httpRange
-	noOverlap := false
-	for ra := range strings.SplitSeq(s[len(b):], ",") {
-		ra = textproto.TrimString(ra)
-		if ra == "" {
+	var (
+		ranges []byteRange
+		count  int   // satisfiable ranges, also those not kept
+		total  int64 // their total length, saturated
+		specs  int   // non-empty range-specs
+	)
+	for elem := range strings.SplitSeq(set, ",") {
+		// Empty list elements do not count (section 5.6.1).
+		if elem = trimOWS(elem); elem == "" {
 			continue
 		}
-		start, end, ok := strings.Cut(ra, "-")
+		specs++
+		first, last, ok := strings.Cut(elem, "-")
 		if !ok {
-			return nil, errInvalidRange
+			return nil, rangeInvalid
 		}
-		start, end = textproto.TrimString(start), textproto.TrimString(end)
-		var r httpRange
-		if start == "" {
-			// If no start is specified, end specifies the
-			// range start relative to the end of the file,
-			// and we are dealing with <suffix-length>
-			// which has to be a non-negative integer as per
-			// RFC 9110, section 14.1.1.
-			if end == "" || end[0] == '-' {
-				return nil, errInvalidRange
+		var r byteRange
+		switch {
+		case first == "":
+			// suffix-range: the last suffix-length bytes. One of length 0
+			// is unsatisfiable (section 14.1.2).
+			n, ok := parseDigits(last)
+			if !ok {
+				return nil, rangeInvalid
 			}
-			i, err := strconv.ParseInt(end, 10, 64)
-			if i < 0 || err != nil {
-				return nil, errInvalidRange
-			}
-			if i > size {
-				i = size
-			}
-			r.start = size - i
-			r.length = size - r.start
-		} else {
-			i, err := strconv.ParseInt(start, 10, 64)
-			if err != nil || i < 0 {
-				return nil, errInvalidRange
-			}
-			if i >= size {
-				// If the range begins after the size of the content,
-				// then it does not overlap.
-				noOverlap = true
+			if n == 0 || size == 0 {
 				continue
 			}
-			r.start = i
-			if end == "" {
-				// If no end is specified, range extends to end of the file.
-				r.length = size - r.start
-			} else {
-				i, err := strconv.ParseInt(end, 10, 64)
-				if err != nil || r.start > i {
-					return nil, errInvalidRange
-				}
-				if i >= size {
-					i = size - 1
-				}
-				r.length = i - r.start + 1
+			n = min(n, size)
+			r = byteRange{start: size - n, length: n}
+		default:
+			// int-range: invalid when last-pos is less than first-pos
+			// (section 14.1.1); unsatisfiable when first-pos is not below
+			// the size; a last-pos at or past the end means the end
+			// (section 14.1.2).
+			start, ok := parseDigits(first)
+			if !ok {
+				return nil, rangeInvalid
 			}
+			end := size - 1
+			if last != "" {
+				e, ok := parseDigits(last)
+				if !ok || compareDigits(first, last) > 0 {
+					return nil, rangeInvalid
+				}
+				end = min(e, end)
+			}
+			if start >= size {
+				continue
+			}
+			r = byteRange{start: start, length: end - start + 1}
 		}
-		ranges = append(ranges, r)
+		count++
+		total = min(total, math.MaxInt64-r.length) + r.length
+		if maxRanges <= 0 || len(ranges) <= maxRanges {
+			ranges = append(ranges, r)
+		}
 	}
-	if noOverlap && len(ranges) == 0 {
-		// The specified ranges did not overlap with the content.
-		return nil, errNoOverlap
+	switch {
+	case specs == 0:
+		// "bytes=" has no range-spec at all: an invalid range-set that
+		// section 14.2 lets a server ignore, as net/http does.
+		return nil, rangeIgnore
+	case size == 0:
+		// No byte range of an empty representation is satisfiable
+		// (section 14.1.2), and a server may ignore Range for one
+		// (section 14.2): send the empty representation.
+		return nil, rangeIgnore
+	case count == 0:
+		return nil, rangeUnsatisfiable
+	case maxRanges > 0 && count > maxRanges:
+		// Many ranges: section 14.2 lets a server ignore such a set,
+		// since each part costs a header (see WithMaxRanges).
+		return nil, rangeIgnore
+	case total > size:
+		// Ranges that add up to more than the whole representation
+		// overlap (section 14.2 lets a server ignore those): sending the
+		// whole costs less, and it is what http.ServeContent does.
+		return nil, rangeIgnore
 	}
-	return ranges, nil
+	return ranges, rangeSatisfiable
 }
 
-func sumRangesSize(ranges []httpRange) (size int64) {
-	for _, ra := range ranges {
-		size += ra.length
+// parseDigits parses 1*DIGIT, saturating at math.MaxInt64: every position
+// that large is past the end of any file, and every suffix that long covers
+// all of it, so nothing is lost.
+func parseDigits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
 	}
-	return size
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			n = math.MaxInt64
+			continue
+		}
+		n = n*10 + d
+	}
+	return n, true
 }
 
-// boundaryLen is the length of the boundaries mime/multipart generates (30
-// random bytes, hex encoded), and so the length net/http's rangesMIMESize
-// assumes.
-const boundaryLen = 60
-
-// newBoundary returns a random multipart boundary of the same form as
-// mime/multipart's.
-func newBoundary() string {
-	var raw [boundaryLen / 2]byte
-	rand.Read(raw[:]) // never fails; see crypto/rand.Read
-	return hex.EncodeToString(raw[:])
+// compareDigits compares two strings of decimal digits as numbers, whatever
+// their length, so that a last-pos below its first-pos is found even when
+// both exceed int64.
+func compareDigits(a, b string) int {
+	a = strings.TrimLeft(a, "0")
+	b = strings.TrimLeft(b, "0")
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
 }
 
-// appendPartHeader appends the bytes mime/multipart.Writer.CreatePart writes
-// for part i of a multipart/byteranges body: the (closing of the previous
-// part and the) boundary line, the part's Content-Range and Content-Type
-// header fields, sorted as CreatePart sorts them, and the blank line.
-func appendPartHeader(b []byte, i int, boundary string, ra httpRange, ctype string, size int64) []byte {
-	if i > 0 {
-		b = append(b, "\r\n"...)
+// isToken reports whether s is a token (RFC 9110, section 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
 	}
-	b = append(b, "--"...)
-	b = append(b, boundary...)
-	b = append(b, "\r\nContent-Range: bytes "...)
-	b = strconv.AppendInt(b, ra.start, 10)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// contentRange returns the Content-Range value of a part (RFC 9110, section
+// 14.4): "bytes first-last/complete-length".
+func contentRange(r byteRange, size int64) string {
+	b := make([]byte, 0, 64)
+	b = append(b, "bytes "...)
+	b = strconv.AppendInt(b, r.start, 10)
 	b = append(b, '-')
-	b = strconv.AppendInt(b, ra.start+ra.length-1, 10)
+	b = strconv.AppendInt(b, r.end(), 10)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, size, 10)
-	b = append(b, "\r\nContent-Type: "...)
-	b = appendHeaderValue(b, ctype)
-	b = append(b, "\r\n\r\n"...)
-	return b
+	return string(b)
 }
 
-// appendHeaderValue appends v with CR and LF replaced by spaces, as
-// net/http does for response header values, so a caller-supplied
-// Content-Type cannot inject lines into the multipart body.
-func appendHeaderValue(b []byte, v string) []byte {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
-		}
-		b = append(b, c)
-	}
-	return b
-}
-
-// appendClosing appends the closing delimiter mime/multipart.Writer.Close
-// writes.
-func appendClosing(b []byte, boundary string) []byte {
-	b = append(b, "\r\n--"...)
-	b = append(b, boundary...)
-	b = append(b, "--\r\n"...)
-	return b
-}
-
-// multipartSize returns the exact length of the multipart/byteranges body
-// for ranges, as net/http's rangesMIMESize computes it. buf is scratch space;
-// the (possibly grown) buffer is returned for reuse.
-func multipartSize(buf []byte, boundary string, ranges []httpRange, ctype string, size int64) (int64, []byte) {
-	var n int64
-	for i, ra := range ranges {
-		buf = appendPartHeader(buf[:0], i, boundary, ra, ctype, size)
-		n += int64(len(buf)) + ra.length
-	}
-	buf = appendClosing(buf[:0], boundary)
-	n += int64(len(buf))
-	return n, buf
-}
-
-// copyPart sends length bytes of f starting at start to w. io.CopyN hands w
-// an *io.LimitedReader around f, which http.ResponseWriter's ReadFrom passes
-// on to the connection, and *net.TCPConn.ReadFrom sends with sendfile(2).
-func copyPart(w io.Writer, f io.ReadSeeker, start, length int64) error {
-	if length == 0 {
-		return nil
-	}
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
-		return err
-	}
-	_, err := io.CopyN(w, f, length)
-	return err
+// unsatisfiedRange returns the Content-Range value of a 416 response (RFC
+// 9110, sections 14.4 and 15.5.17): "bytes */complete-length".
+func unsatisfiedRange(size int64) string {
+	return "bytes */" + strconv.FormatInt(size, 10)
 }

@@ -3,15 +3,10 @@ package handlers
 import (
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/felixge/httpsnoop"
 )
 
 // DefaultMaxRanges is the largest number of ranges a multi-range request may
@@ -21,12 +16,9 @@ import (
 // response many times over. Apache httpd's MaxRanges default is 200.
 const DefaultMaxRanges = 100
 
-// sniffLen is net/http's sniffLen: how many bytes DetectContentType looks at.
-const sniffLen = 512
-
-// ServeContent replies to r with the contents of f, like [http.ServeContent],
-// and keeps the response body on the sendfile(2) path, multi-range requests
-// included.
+// ServeContent replies to r with the contents of f, with the semantics of
+// [http.ServeContent] (preconditions, ranges, HEAD), and keeps the response
+// body on the sendfile(2) path, multi-range requests included.
 //
 // It is meant for handlers that open the file to send themselves (a download
 // API, say): replace http.ServeContent(w, r, name, modtime, f) with
@@ -39,12 +31,13 @@ const sniffLen = 512
 //
 // Unless w's header map already has an Etag key (set it to nil to send no
 // ETag), ServeContent sets a strong ETag derived from f's size and
-// modification time, as [FileServer] does. A request for two or more ranges
-// is answered with a multipart/byteranges body whose parts all go through
-// w's ReadFrom (see the package documentation); more than [DefaultMaxRanges]
-// ranges get the whole file. Everything else is http.ServeContent's own
-// behaviour. When f is not a regular file, ServeContent is exactly
-// http.ServeContent.
+// modification time, as [FileServer] does. Every response is written here,
+// with each precondition evaluated once; the package documentation lists
+// where the answers differ from http.ServeContent's and the RFC 9110 rule
+// behind each difference. As with http.ServeContent, a Content-Encoding
+// already set on w means the body is encoded on the way out, so no
+// Content-Length is sent. When f is not a regular file, ServeContent is
+// exactly http.ServeContent.
 func ServeContent(w http.ResponseWriter, r *http.Request, name string, modtime time.Time, f *os.File) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
@@ -55,7 +48,14 @@ func ServeContent(w http.ResponseWriter, r *http.Request, name string, modtime t
 	if _, ok := h["Etag"]; !ok {
 		h["Etag"] = []string{makeETag(fi, "")}
 	}
-	serveFile(w, r, name, modtime, f, fi.Size(), "", DefaultMaxRanges)
+	serveFile(w, r, &content{
+		f:         f,
+		size:      fi.Size(),
+		modtime:   modtime,
+		name:      name,
+		typeOf:    f,
+		maxRanges: DefaultMaxRanges,
+	})
 }
 
 // makeETag returns a strong entity tag derived from fi's modification time
@@ -79,153 +79,160 @@ func makeETag(fi fs.FileInfo, encoding string) string {
 	return string(b)
 }
 
-// serveFile answers r with f, a regular file of the given size whose
-// response headers (ETag, Cache-Control, Vary, ...) the caller has set.
-// encoding is the content coding of f's bytes ("" for none).
+// content is a representation to send: a regular file and what the
+// response says about it.
+type content struct {
+	f        *os.File
+	size     int64
+	modtime  time.Time
+	name     string   // its extension chooses the Content-Type
+	encoding string   // the content coding of f's bytes, "" for none
+	typeOf   *os.File // sniffed for the Content-Type when name says nothing
+	// maxRanges bounds the ranges of a multi-range request; <= 0: none.
+	maxRanges int
+}
+
+// serveFile answers r with c. The caller has set the response's other
+// header fields (ETag, Cache-Control, Vary...).
 //
-// A request that http.ServeContent would answer with a multipart/byteranges
-// 206 is answered by serveMultipart; everything else goes to
-// http.ServeContent with f itself, so the body reaches ReadFrom as an
-// *io.LimitedReader around the *os.File.
-func serveFile(w http.ResponseWriter, r *http.Request, name string, modtime time.Time, f *os.File, size int64, encoding string, maxRanges int) {
-	if rh := r.Header.Get("Range"); rh != "" && strings.IndexByte(rh, ',') >= 0 {
-		ranges, whole := multiRanges(w.Header(), r, modtime, size, maxRanges)
-		switch {
-		case ranges != nil:
-			serveMultipart(w, r, name, modtime, f, size, encoding, ranges)
-			return
-		case whole:
-			// Too many ranges: send the whole representation instead.
-			r2 := new(http.Request)
-			*r2 = *r
-			r2.Header = r.Header.Clone()
-			delete(r2.Header, "Range")
-			r = r2
-		}
-	}
-	if encoding != "" {
-		w = withEncoding(w, encoding)
-	}
-	http.ServeContent(w, r, name, modtime, f)
-}
-
-// multiRanges reports the ranges to send as multipart/byteranges: non-nil
-// exactly when http.ServeContent would send a multipart 206 for r (the
-// preconditions pass, If-Range matches, two or more satisfiable ranges whose
-// total does not exceed size) and there are at most maxRanges of them
-// (maxRanges < 0: no bound). whole reports a request that would have been a
-// multipart 206 but asks for more than maxRanges ranges.
-func multiRanges(h http.Header, r *http.Request, modtime time.Time, size int64, maxRanges int) (ranges []httpRange, whole bool) {
-	status, rh := checkPreconditions(h, r, modtime)
-	if status != 0 || rh == "" {
-		return nil, false
-	}
-	ranges, err := parseRange(rh, size)
-	if err != nil || len(ranges) < 2 || sumRangesSize(ranges) > size {
-		return nil, false
-	}
-	if maxRanges > 0 && len(ranges) > maxRanges {
-		return nil, true
-	}
-	return ranges, false
-}
-
-// serveMultipart sends ranges of f as a multipart/byteranges 206 response
-// with exactly the status, headers and body (up to the random boundary)
-// that http.ServeContent sends, but without its io.Pipe and goroutine: each
-// part header is written with Write and each part body is copied with
-// io.CopyN(w, f, length), so it reaches w's ReadFrom, and from there
-// sendfile(2), as an *io.LimitedReader around f. Content-Length is computed
-// before the first write, so the response is not chunked.
-func serveMultipart(w http.ResponseWriter, r *http.Request, name string, modtime time.Time, f *os.File, size int64, encoding string, ranges []httpRange) {
+// Every status is decided and written here: 304 and 412 from the
+// preconditions, then 416, 206 or 200 from If-Range and Range. A body goes
+// out with io.CopyN(w, f, n) after a Seek, which hands w's ReadFrom an
+// *io.LimitedReader around the *os.File, so net/http passes it on to
+// sendfile(2).
+func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	h := w.Header()
-	setLastModified(h, modtime)
-
-	// Content-Type of the parts: as serveContent chooses it.
-	var ctype string
-	ctypes, haveType := h["Content-Type"]
-	if !haveType {
-		ctype = mime.TypeByExtension(filepath.Ext(name))
-		if ctype == "" {
-			var buf [sniffLen]byte
-			n, _ := io.ReadFull(f, buf[:])
-			ctype = http.DetectContentType(buf[:n])
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				serveError(w, "seeker can't seek", http.StatusInternalServerError)
-				return
-			}
-		}
-	} else if len(ctypes) > 0 {
-		ctype = ctypes[0]
-	}
-
-	boundary := newBoundary()
-	buf := make([]byte, 0, 160+len(ctype))
-	clen, buf := multipartSize(buf, boundary, ranges, ctype, size)
-
-	h.Set("Content-Type", "multipart/byteranges; boundary="+boundary)
-	h.Set("Accept-Ranges", "bytes")
-	if encoding != "" {
-		h.Set("Content-Encoding", encoding)
-	}
-	h.Set("Content-Length", strconv.FormatInt(clen, 10))
-	w.WriteHeader(http.StatusPartialContent)
-	if r.Method == http.MethodHead {
+	setLastModified(h, c.modtime)
+	v := newValidators(h, c.modtime)
+	switch v.evalPreconditions(r) {
+	case http.StatusNotModified:
+		writeNotModified(w)
+		return
+	case http.StatusPreconditionFailed:
+		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
-	for i, ra := range ranges {
-		buf = appendPartHeader(buf[:0], i, boundary, ra, ctype, size)
-		if _, err := w.Write(buf); err != nil {
-			return
-		}
-		// On error the body is shorter than Content-Length, so net/http
-		// closes the connection and the client sees the truncation.
-		if err := copyPart(w, f, ra.start, ra.length); err != nil {
-			return
+
+	var (
+		ranges  []byteRange
+		verdict = rangeIgnore
+	)
+	// Range is defined for GET only (RFC 9110, section 14.2: a server must
+	// ignore it for other methods); HEAD answers as GET would (section
+	// 9.3.2). If-Range matters only when there is a Range (section
+	// 13.1.5), and a false one means the whole representation (section
+	// 13.2.2, step 5).
+	if value, n := singletonField(r.Header, "Range"); n > 0 && isSafeRead(r.Method) && v.ifRange(r.Header) {
+		if n > 1 {
+			verdict = rangeInvalid // a singleton field sent twice (section 5.3)
+		} else {
+			ranges, verdict = parseRange(value, c.size, c.maxRanges)
 		}
 	}
-	w.Write(appendClosing(buf[:0], boundary))
+	switch verdict {
+	case rangeInvalid, rangeUnsatisfiable:
+		// 416 (section 15.5.17) with the current length, so the client
+		// learns what it may ask for (section 14.4).
+		h.Set("Content-Range", unsatisfiedRange(c.size))
+		msg := "invalid range"
+		if verdict == rangeUnsatisfiable {
+			msg = "invalid range: failed to overlap"
+		}
+		serveError(w, msg, http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
+
+	ctype, ok := c.contentType(h)
+	if !ok {
+		serveError(w, "500 internal server error", http.StatusInternalServerError)
+		return
+	}
+	if len(ranges) > 1 {
+		serveMultipart(w, r, c, ctype, ranges)
+		return
+	}
+
+	status, start, length := http.StatusOK, int64(0), c.size
+	if len(ranges) == 1 {
+		// A single part is sent as it is, never as multipart (section
+		// 15.3.7.2), with its Content-Range (section 14.4).
+		status, start, length = http.StatusPartialContent, ranges[0].start, ranges[0].length
+		h.Set("Content-Range", contentRange(ranges[0], c.size))
+	}
+	h.Set("Accept-Ranges", "bytes")
+	c.setEncodingAndLength(h, length)
+	if _, err := c.f.Seek(start, io.SeekStart); err != nil {
+		delete(h, "Content-Range")
+		delete(h, "Accept-Ranges")
+		serveError(w, "500 internal server error", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		// A short copy leaves the body below its Content-Length, so net/http
+		// closes the connection and the client sees the truncation.
+		io.CopyN(w, c.f, length)
+	}
 }
 
-// serveError is net/http's serveError (with its default GODEBUG): it strips
-// the headers meant for a successful response before replying with text.
+// contentType returns the media type of the representation, and false when
+// it cannot be had. An existing Content-Type key in h wins, even with no
+// value (which sends none), as with http.ServeContent; then name's extension;
+// then the first 512 bytes of typeOf, as http.DetectContentType sees them.
+// A type that was not there before is set in h.
+func (c *content) contentType(h http.Header) (string, bool) {
+	if v, ok := h["Content-Type"]; ok {
+		if len(v) == 0 {
+			return "", true
+		}
+		return v[0], true
+	}
+	ctype := typeByName(c.name)
+	if ctype == "" {
+		if c.typeOf == nil {
+			return "", false
+		}
+		ctype = sniffType(c.typeOf)
+	}
+	h.Set("Content-Type", ctype)
+	return ctype, true
+}
+
+// setEncodingAndLength sets Content-Encoding for a precompressed
+// representation and Content-Length to n. A Content-Encoding that the
+// caller set means the writer encodes on the fly, so the length is not
+// known: none is sent then, as http.ServeContent does.
+func (c *content) setEncodingAndLength(h http.Header, n int64) {
+	switch {
+	case c.encoding != "":
+		h.Set("Content-Encoding", c.encoding)
+	case h.Get("Content-Encoding") != "":
+		return
+	}
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+}
+
+// writeNotModified answers 304 (RFC 9110, section 15.4.5): the fields a 200
+// would carry that update a cache (ETag, Vary, Cache-Control...) stay, the
+// representation's metadata go, and so does Last-Modified when there is an
+// ETag, which is the better validator.
+func writeNotModified(w http.ResponseWriter) {
+	h := w.Header()
+	delete(h, "Content-Type")
+	delete(h, "Content-Length")
+	delete(h, "Content-Encoding")
+	if h.Get("Etag") != "" {
+		delete(h, "Last-Modified")
+	}
+	w.WriteHeader(http.StatusNotModified)
+}
+
+// serveError answers with a plain-text error, after removing the fields
+// that describe the representation, which the error is not.
 func serveError(w http.ResponseWriter, text string, code int) {
 	h := w.Header()
 	for _, k := range []string{"Cache-Control", "Content-Encoding", "Etag", "Last-Modified"} {
-		h.Del(k)
+		delete(h, k)
 	}
 	http.Error(w, text, code)
-}
-
-// withEncoding returns w, wrapped with httpsnoop so it keeps every optional
-// interface of w (io.ReaderFrom above all, so the *io.LimitedReader around
-// the *os.File still reaches the connection), adding Content-Encoding to
-// the header of a 200 or 206 as it is written. Setting Content-Encoding
-// before calling http.ServeContent would make it omit Content-Length from a
-// 200 (it allows for writers that compress on the fly), so the body would be
-// chunked and never reach sendfile.
-func withEncoding(w http.ResponseWriter, encoding string) http.ResponseWriter {
-	wrote := false
-	commit := func(code int) {
-		if !wrote && code >= 200 {
-			wrote = true
-			if code == http.StatusOK || code == http.StatusPartialContent {
-				w.Header().Set("Content-Encoding", encoding)
-			}
-		}
-	}
-	return httpsnoop.Wrap(w, httpsnoop.Hooks{
-		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) { commit(code); next(code) }
-		},
-		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-			return func(p []byte) (int, error) { commit(http.StatusOK); return next(p) }
-		},
-		WriteString: func(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
-			return func(s string) (int, error) { commit(http.StatusOK); return next(s) }
-		},
-		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
-			return func(src io.Reader) (int64, error) { commit(http.StatusOK); return next(src) }
-		},
-	})
 }

@@ -69,68 +69,71 @@ func manyRanges(n int) string {
 	return b.String()
 }
 
-// rangeCase is a Range header value and whether this package answers it
-// differently from net/http on purpose, for a file large enough that the
-// ranges are all satisfiable: with the whole file, because it asks for more
-// than DefaultMaxRanges ranges (manyRanges(n) needs 2n-1 bytes).
+// rangeCase is a Range header value for the differential tests.
 type rangeCase struct {
 	name, value string
-	whole       bool
 }
 
 var rangeCases = []rangeCase{
-	{"none", "", false},
-	{"single", "bytes=0-9", false},
-	{"single open", "bytes=10-", false},
-	{"suffix", "bytes=-5", false},
-	{"two", "bytes=0-9,20-29", false},
-	{"three", "bytes=0-9,20-29,40-49", false},
-	{"unordered", "bytes=40-49,0-9", false},
-	{"overlapping", "bytes=0-9,5-14", false},
-	{"duplicate", "bytes=0-4,0-4", false},
-	{"adjacent", "bytes=0-4,5-9", false},
-	{"suffix and prefix", "bytes=-3,0-2", false},
-	{"open and suffix", "bytes=12-,-1", false},
-	{"whole twice exceeds size", "bytes=0-,0-", false},
-	{"sum exceeds size", "bytes=0-,1-2", false},
-	{"zero suffix", "bytes=-0", false},
-	{"zero suffix in a set", "bytes=-0,0-1", false},
-	{"two zero suffixes", "bytes=-0,-0", false},
-	{"whitespace", "bytes= 0-1 , 3-4 ", false},
-	{"tabs", "bytes=\t0-1\t,\t3-4\t", false},
-	{"whitespace inside spec", "bytes=0 - 1, 3 - 4", false},
-	{"empty elements", "bytes=,0-1,,3-4,", false},
-	{"only commas", "bytes=,,,", false},
-	{"empty set", "bytes=", false},
-	{"reversed", "bytes=9-0", false},
-	{"reversed in set", "bytes=0-1,9-0", false},
-	{"dash only", "bytes=-", false},
-	{"double dash", "bytes=--5", false},
-	{"negative end", "bytes=0--5", false},
-	{"negative start", "bytes=-1-2", false},
-	{"plus sign", "bytes=+0-1,+3-4", false},
-	{"no dash", "bytes=5", false},
-	{"letters", "bytes=a-b,0-1", false},
-	{"trailing garbage", "bytes=0-1,x", false},
-	{"semicolons", "bytes=0-1;3-4", false},
-	{"other unit", "items=0-1,3-4", false},
-	{"unit case", "Bytes=0-1,3-4", false},
-	{"no unit", "0-1,3-4", false},
-	{"start beyond end", "bytes=1000000-", false},
-	{"all beyond end", "bytes=1000000-,2000000-2000001", false},
-	{"one beyond end", "bytes=0-1,1000000-", false},
-	{"two and one beyond end", "bytes=0-1,3-4,1000000-", false},
-	{"end beyond size", "bytes=0-1,3-1000000", false},
-	{"huge end", "bytes=0-1,3-99999999999999999999", false},
-	{"huge start", "bytes=0-1,99999999999999999999-", false},
-	{"huge suffix", "bytes=-99999999999999999999", false},
-	{"max int64", "bytes=0-9223372036854775807,1-1", false},
-	{"max int64 start", "bytes=9223372036854775807-,0-1", false},
-	{"min int64 suffix", "bytes=-9223372036854775808", false},
-	{"max int64 suffix", "bytes=-9223372036854775807,-9223372036854775807", false},
-	{"100 ranges", manyRanges(100), false},
-	{"101 ranges", manyRanges(101), true},
-	{"1000 ranges", manyRanges(1000), true},
+	{"none", ""},
+	{"single", "bytes=0-9"},
+	{"single open", "bytes=10-"},
+	{"suffix", "bytes=-5"},
+	{"two", "bytes=0-9,20-29"},
+	{"three", "bytes=0-9,20-29,40-49"},
+	{"unordered", "bytes=40-49,0-9"},
+	{"overlapping", "bytes=0-9,5-14"},
+	{"duplicate", "bytes=0-4,0-4"},
+	{"adjacent", "bytes=0-4,5-9"},
+	{"suffix and prefix", "bytes=-3,0-2"},
+	{"open and suffix", "bytes=12-,-1"},
+	{"whole twice exceeds size", "bytes=0-,0-"},
+	{"sum exceeds size", "bytes=0-,1-2"},
+	{"zero suffix", "bytes=-0"},
+	{"zero suffix in a set", "bytes=-0,0-1"},
+	{"two zero suffixes", "bytes=-0,-0"},
+	{"whitespace", "bytes= 0-1 , 3-4 "},
+	{"tabs", "bytes=\t0-1\t,\t3-4\t"},
+	{"whitespace inside spec", "bytes=0 - 1, 3 - 4"},
+	{"empty elements", "bytes=,0-1,,3-4,"},
+	{"only commas", "bytes=,,,"},
+	{"empty set", "bytes="},
+	{"reversed", "bytes=9-0"},
+	{"reversed in set", "bytes=0-1,9-0"},
+	{"dash only", "bytes=-"},
+	{"double dash", "bytes=--5"},
+	{"negative end", "bytes=0--5"},
+	{"negative start", "bytes=-1-2"},
+	{"plus sign", "bytes=+0-1,+3-4"},
+	{"no dash", "bytes=5"},
+	{"letters", "bytes=a-b,0-1"},
+	{"trailing garbage", "bytes=0-1,x"},
+	{"semicolons", "bytes=0-1;3-4"},
+	{"other unit", "items=0-1,3-4"},
+	{"unit case", "Bytes=0-1,3-4"},
+	{"no unit", "0-1,3-4"},
+	{"start beyond end", "bytes=1000000-"},
+	{"all beyond end", "bytes=1000000-,2000000-2000001"},
+	{"one beyond end", "bytes=0-1,1000000-"},
+	{"two and one beyond end", "bytes=0-1,3-4,1000000-"},
+	{"end beyond size", "bytes=0-1,3-1000000"},
+	{"huge end", "bytes=0-1,3-99999999999999999999"},
+	{"huge start", "bytes=0-1,99999999999999999999-"},
+	{"huge suffix", "bytes=-99999999999999999999"},
+	{"max int64", "bytes=0-9223372036854775807,1-1"},
+	{"max int64 start", "bytes=9223372036854775807-,0-1"},
+	{"min int64 suffix", "bytes=-9223372036854775808"},
+	{"max int64 suffix", "bytes=-9223372036854775807,-9223372036854775807"},
+	{"leading zeros", "bytes=0003-0004,0-0"},
+	{"huge start below huge end", "bytes=99999999999999999998-99999999999999999999"},
+	{"huge end below huge start", "bytes=99999999999999999999-99999999999999999998,0-1"},
+	{"upper-case unit", "BYTES=0-1"},
+	{"zero suffix with tabs", "bytes=0-1\t,\t-0"},
+	{"no unit", "=0-1"},
+	{"space before equals", "bytes =0-1"},
+	{"100 ranges", manyRanges(100)},
+	{"101 ranges", manyRanges(101)},
+	{"1000 ranges", manyRanges(1000)},
 }
 
 // conditionalCases are request header sets exercising every precondition;
@@ -220,85 +223,6 @@ func checkMultipart(tb testing.TB, res response, content []byte, partType string
 	return n
 }
 
-// TestServeContentMatchesNetHTTP is the differential test: for every Range
-// header and precondition, this package's response equals http.ServeContent's
-// (same status, header fields and body once the boundary is normalised),
-// except that more than DefaultMaxRanges ranges get the whole file.
-func TestServeContentMatchesNetHTTP(t *testing.T) {
-	tree := newTestTree(t)
-	files := []struct{ rel, name, partType string }{
-		{"big.bin", "big.bin", "application/octet-stream"},
-		{"hello.txt", "hello.txt", "text/plain; charset=utf-8"},
-		{"noext", "noext", "text/plain; charset=utf-8"}, // sniffed
-		{"zero.txt", "zero.txt", "text/plain; charset=utf-8"},
-	}
-	for _, file := range files {
-		path := filepath.Join(tree.rootDir, file.rel)
-		etag := tree.etagOf(t, file.rel, "")
-		content := tree.read(t, file.rel)
-		mine := serveContentHandler(t, path, file.name)
-		ref := netHTTPHandler(t, path, file.name, http.Header{"Etag": {etag}})
-		for _, rc := range rangeCases {
-			for _, cc := range conditionalCases(etag, fixedTime) {
-				for _, method := range []string{"GET", "HEAD"} {
-					t.Run(file.rel+"/"+rc.name+"/"+cc.name+"/"+method, func(t *testing.T) {
-						hdr := append([]string(nil), cc.header...)
-						if rc.value != "" {
-							hdr = append(hdr, "Range", rc.value)
-						}
-						got := record(mine, request(method, "/x", hdr...))
-						refReq := request(method, "/x", hdr...)
-						if rc.whole && len(content) >= 2*DefaultMaxRanges+1 {
-							refReq.Header.Del("Range")
-						}
-						want := record(ref, refReq)
-						if d := diffResponses(got, want); d != "" {
-							t.Fatalf("differs from net/http:\n%s", d)
-						}
-						if got.status == 206 && method == "GET" && strings.HasPrefix(got.header.Get("Content-Type"), "multipart/") {
-							checkMultipart(t, got, content, file.partType)
-						}
-					})
-				}
-			}
-		}
-	}
-}
-
-// TestFileServerMatchesNetHTTP runs the same comparison through FileServer,
-// whose reference is http.ServeContent with the FileServer's ETag and Vary.
-func TestFileServerMatchesNetHTTP(t *testing.T) {
-	tree := newTestTree(t)
-	fs := FileServer(tree.root, WithCacheControl("max-age=60"))
-	for _, rel := range []string{"big.bin", "noext", "style.css"} {
-		etag := tree.etagOf(t, rel, "")
-		content := tree.read(t, rel)
-		ref := netHTTPHandler(t, filepath.Join(tree.rootDir, rel), rel, http.Header{
-			"Etag":          {etag},
-			"Vary":          {"Accept-Encoding"},
-			"Cache-Control": {"max-age=60"},
-		})
-		for _, rc := range rangeCases {
-			for _, cc := range conditionalCases(etag, fixedTime) {
-				t.Run(rel+"/"+rc.name+"/"+cc.name, func(t *testing.T) {
-					hdr := append([]string(nil), cc.header...)
-					if rc.value != "" {
-						hdr = append(hdr, "Range", rc.value)
-					}
-					got := record(fs, request("GET", "/"+rel, hdr...))
-					refReq := request("GET", "/"+rel, hdr...)
-					if rc.whole && len(content) >= 2*DefaultMaxRanges+1 {
-						refReq.Header.Del("Range")
-					}
-					if d := diffResponses(got, record(ref, refReq)); d != "" {
-						t.Fatalf("differs from net/http:\n%s", d)
-					}
-				})
-			}
-		}
-	}
-}
-
 func TestServeContentETag(t *testing.T) {
 	tree := newTestTree(t)
 	path := filepath.Join(tree.rootDir, "hello.txt")
@@ -354,8 +278,8 @@ func TestMakeETag(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("makeETag = %s, want %s", got, tt.want)
 			}
-			if e, rest := scanETag(got); e != got || rest != "" {
-				t.Errorf("scanETag(%s) = %q, %q: not a valid strong ETag", got, e, rest)
+			if e, rest, ok := parseEntityTag(got); !ok || e.weak || e.opaque != got || rest != "" {
+				t.Errorf("parseEntityTag(%s) = %+v, %q, %v: not a valid strong ETag", got, e, rest, ok)
 			}
 		})
 	}
@@ -435,7 +359,7 @@ func TestMultiRangeReadFrom(t *testing.T) {
 	}{
 		{"two", "bytes=0-1023,4096-8191", "", []int64{1024, 4096}},
 		{"three unordered", "bytes=60000-,0-99,100-199", "", []int64{5536, 100, 100}},
-		{"zero-length part is skipped", "bytes=-0,0-9", "", []int64{10}},
+		{"unsatisfiable -0 is dropped", "bytes=-0,0-9,20-29", "", []int64{10, 10}},
 		{"sidecar", "bytes=0-3,5-8", "gzip", []int64{4, 4}},
 	}
 	for _, tt := range tests {
@@ -459,7 +383,7 @@ func TestMultiRangeReadFrom(t *testing.T) {
 			if tt.encoding != "" {
 				ct = "text/css; charset=utf-8"
 			}
-			if n := checkMultipart(t, res, want, ct); n != len(strings.Split(tt.rangeHeader[len("bytes="):], ",")) {
+			if n := checkMultipart(t, res, want, ct); n != len(tt.lengths) {
 				t.Errorf("%d parts", n)
 			}
 			if rec.Header().Get("Content-Encoding") != tt.encoding {
@@ -489,84 +413,6 @@ func TestMultiRangeReadFrom(t *testing.T) {
 			// Content-Length was there before the first byte.
 			if rec.Result().ContentLength != cl {
 				t.Errorf("Content-Length at WriteHeader = %d, want %d", rec.Result().ContentLength, cl)
-			}
-		})
-	}
-}
-
-func TestMultipartSizeMatchesMimeMultipart(t *testing.T) {
-	ranges := []httpRange{{0, 10}, {5, 0}, {100, 1 << 40}, {9223372036854775806, 1}}
-	for _, ctype := range []string{"", "text/plain; charset=utf-8", "application/octet-stream"} {
-		t.Run(ctype, func(t *testing.T) {
-			boundary := newBoundary()
-			var want bytes.Buffer
-			mw := multipart.NewWriter(&want)
-			if err := mw.SetBoundary(boundary); err != nil {
-				t.Fatal(err)
-			}
-			var got []byte
-			for i, ra := range ranges {
-				mw.CreatePart(map[string][]string{
-					"Content-Range": {fmt.Sprintf("bytes %d-%d/%d", ra.start, ra.start+ra.length-1, int64(1)<<62)},
-					"Content-Type":  {ctype},
-				})
-				got = appendPartHeader(got, i, boundary, ra, ctype, 1<<62)
-			}
-			mw.Close()
-			got = appendClosing(got, boundary)
-			if !bytes.Equal(got, want.Bytes()) {
-				t.Errorf("headers:\n%q\nwant:\n%q", got, want.Bytes())
-			}
-			size, _ := multipartSize(nil, boundary, ranges, ctype, 1<<62)
-			if size != int64(want.Len())+sumRangesSize(ranges) {
-				t.Errorf("multipartSize = %d, want %d", size, int64(want.Len())+sumRangesSize(ranges))
-			}
-		})
-	}
-}
-
-func TestHeaderValueInjection(t *testing.T) {
-	got := string(appendPartHeader(nil, 0, "B", httpRange{0, 1}, "text/plain\r\nX-Evil: 1", 2))
-	want := "--B\r\nContent-Range: bytes 0-0/2\r\nContent-Type: text/plain  X-Evil: 1\r\n\r\n"
-	if got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-func TestParseRangeMatchesNetHTTP(t *testing.T) {
-	// net/http's parseRange is unexported; compare its observable results
-	// through http.ServeContent's single-range responses instead, for every
-	// rangeCase that parses to at most one range.
-	content := strings.Repeat("0123456789", 5)
-	for _, rc := range rangeCases {
-		t.Run(rc.name, func(t *testing.T) {
-			ranges, err := parseRange(rc.value, int64(len(content)))
-			rec := httptest.NewRecorder()
-			r := request("GET", "/", "Range", rc.value)
-			http.ServeContent(rec, r, "x.txt", time.Time{}, strings.NewReader(content))
-			switch {
-			case err == errNoOverlap:
-				if rec.Code != 416 || rec.Header().Get("Content-Range") != "bytes */50" {
-					t.Errorf("errNoOverlap but net/http says %d %q", rec.Code, rec.Header().Get("Content-Range"))
-				}
-			case err != nil:
-				if rec.Code != 416 {
-					t.Errorf("error %v but net/http says %d", err, rec.Code)
-				}
-			case len(ranges) == 0 || sumRangesSize(ranges) > int64(len(content)):
-				if rec.Code != 200 {
-					t.Errorf("whole file but net/http says %d", rec.Code)
-				}
-			case len(ranges) == 1:
-				ra := ranges[0]
-				want := fmt.Sprintf("bytes %d-%d/50", ra.start, ra.start+ra.length-1)
-				if rec.Code != 206 || rec.Header().Get("Content-Range") != want {
-					t.Errorf("range %+v but net/http says %d %q", ra, rec.Code, rec.Header().Get("Content-Range"))
-				}
-			default:
-				if rec.Code != 206 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "multipart/byteranges") {
-					t.Errorf("%d ranges but net/http says %d %q", len(ranges), rec.Code, rec.Header().Get("Content-Type"))
-				}
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -32,13 +34,21 @@ type Report struct {
 	// SendfileBytes is the number of response bytes the kernel sent with
 	// sendfile(2), measured at the connection.
 	SendfileBytes int64
+	// MinSendfileBytes is the least SendfileBytes of a response kept on the
+	// fast path: the body less the first 512 bytes, which net/http writes
+	// itself. For a multipart/byteranges response it is the parts' bytes
+	// less those net/http writes itself before its first flush (up to 512
+	// of each part until one has 512), since the part headers always go by
+	// write(2).
+	MinSendfileBytes int64
 	// Header is the response header.
 	Header http.Header
 }
 
 // ZeroCopyShare returns the fraction of the body sent by sendfile, from 0
 // to 1; net/http writes the first 512 bytes itself, so a 4 KiB file kept on
-// the fast path shows 0.875.
+// the fast path shows 0.875 (and a multi-range response less, since its
+// part headers are written too).
 func (r Report) ZeroCopyShare() float64 {
 	if r.BodyBytes == 0 {
 		return 0
@@ -46,28 +56,36 @@ func (r Report) ZeroCopyShare() float64 {
 	return float64(r.SendfileBytes) / float64(r.BodyBytes)
 }
 
-// KeptFastPath reports whether every body byte past the first 512 went by
-// sendfile.
+// KeptFastPath reports whether every body byte that could go by sendfile
+// did (see MinSendfileBytes).
 func (r Report) KeptFastPath() bool {
-	return r.BodyBytes > sniffLen && r.SendfileBytes >= r.BodyBytes-sniffLen
+	return r.MinSendfileBytes > 0 && r.SendfileBytes >= r.MinSendfileBytes
 }
 
+// isError reports whether the response is not a file body at all.
+func (r Report) isError() bool { return r.Status >= 300 || r.Status == http.StatusNoContent }
+
 // Reason explains, from the response alone, why a response did not go by
-// sendfile, or returns "" when it did (or was too small to need it).
+// sendfile, or returns "" when it did (or had too few bytes to need it).
 func (r Report) Reason() string {
+	multi := strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/byteranges")
 	switch {
-	case r.KeptFastPath(), r.BodyBytes <= sniffLen:
+	case r.isError():
+		return fmt.Sprintf("the response is %d %s, not a file", r.Status, http.StatusText(r.Status))
+	case r.KeptFastPath(), r.MinSendfileBytes <= 0:
 		return ""
 	case r.Proto != "HTTP/1.1" && r.Proto != "HTTP/1.0":
 		return r.Proto + " frames the body itself and never uses sendfile"
 	case r.TLS:
 		return "TLS encrypts the body in user space and never uses sendfile"
-	case r.Header.Get("Content-Encoding") != "":
+	case r.Header.Get("Content-Encoding") != "" && r.Header.Get("Content-Length") == "":
 		return "the body was compressed on the fly (Content-Encoding: " + r.Header.Get("Content-Encoding") + ")"
-	case strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/byteranges"):
-		return "net/http sends multi-range responses through an io.Pipe"
 	case r.Header.Get("Content-Length") == "":
 		return "the response had no Content-Length, so it was chunked"
+	case multi && r.SendfileBytes == 0:
+		return "the multi-range response was copied through user space: http.ServeContent sends those through an io.Pipe (handlers.ServeContent and handlers.FileServer do not), or a ResponseWriter wrapper hides io.ReaderFrom"
+	case multi:
+		return "some parts of the multi-range response were copied through user space"
 	default:
 		return "a ResponseWriter wrapper between the handler and net/http hides io.ReaderFrom"
 	}
@@ -95,7 +113,10 @@ func WithTLS(http2 bool) Option {
 //
 // Use it in your own tests to prove that your middleware stack keeps file
 // downloads on the fast path. The body must be larger than 512 bytes, since
-// net/http writes the first 512 itself.
+// net/http writes the first 512 itself; a multipart/byteranges response is
+// judged by its parts' bytes, since its part headers always go by write(2).
+// An error status (3xx, 4xx, 5xx) or 204 is reported as such: there was no
+// file body to send.
 func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, error) {
 	var o options
 	for _, opt := range opts {
@@ -156,9 +177,10 @@ func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, e
 	if err != nil {
 		return Report{}, fmt.Errorf("integration: request: %w", err)
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
+	body := &countingReader{r: resp.Body}
+	minSendfile, err := readBody(body, resp.Header.Get("Content-Type"))
 	resp.Body.Close()
-	rep := Report{Status: resp.StatusCode, Proto: resp.Proto, TLS: resp.TLS != nil, BodyBytes: n, Header: resp.Header}
+	rep := Report{Status: resp.StatusCode, Proto: resp.Proto, TLS: resp.TLS != nil, BodyBytes: body.n, Header: resp.Header, MinSendfileBytes: minSendfile}
 	if err != nil {
 		return rep, fmt.Errorf("integration: reading the body: %w", err)
 	}
@@ -167,14 +189,70 @@ func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, e
 	srv.Shutdown(req.Context())
 	served.Wait()
 	rep.SendfileBytes = conns.sendfile()
-	if !rep.KeptFastPath() {
-		if rep.BodyBytes <= sniffLen {
-			return rep, fmt.Errorf("integration: the body is %d bytes; net/http writes up to %d itself, so use a larger file", rep.BodyBytes, sniffLen)
-		}
+	switch {
+	case rep.isError():
+		return rep, fmt.Errorf("integration: the handler answered %d %s (a %d-byte body), so there was no file to send; check the request's method and path against the handler's routes",
+			rep.Status, http.StatusText(rep.Status), rep.BodyBytes)
+	case rep.MinSendfileBytes <= 0:
+		return rep, fmt.Errorf("integration: the body is %d bytes; net/http writes up to %d itself, so use a larger file", rep.BodyBytes, sniffLen)
+	case !rep.KeptFastPath():
 		return rep, fmt.Errorf("integration: sendfile sent %d of %d body bytes (%.0f%%): %s",
 			rep.SendfileBytes, rep.BodyBytes, 100*rep.ZeroCopyShare(), rep.Reason())
 	}
 	return rep, nil
+}
+
+// readBody reads a whole response body and returns its MinSendfileBytes.
+// A multipart/byteranges body is read part by part, to tell the parts'
+// bytes from the framing.
+func readBody(body *countingReader, contentType string) (int64, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/byteranges" || params["boundary"] == "" {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return 0, err
+		}
+		return body.n - sniffLen, nil
+	}
+	// net/http copies up to 512 bytes of a ReadFrom source with write(2)
+	// while the response header is unwritten, and writes the header once
+	// one such copy has 512 bytes; every later byte can go by sendfile.
+	var payload, written int64
+	flushed := false
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		n, err := io.Copy(io.Discard, p)
+		if err != nil {
+			return 0, err
+		}
+		payload += n
+		if !flushed {
+			written += min(n, sniffLen)
+			flushed = n >= sniffLen
+		}
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return 0, err
+	}
+	return payload - written, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // AssertZeroCopy is CheckZeroCopy for tests: it fails t with the reason when

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -33,10 +34,21 @@ func TestCheckZeroCopy(t *testing.T) {
 		io.Copy(w, f)
 	})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	files := handlers.FileServer(root)
+	// Two 999,744-byte parts and a 1,000-byte one; the part headers and
+	// the first part's first 512 bytes go by write(2).
+	const threeRanges = "bytes=0-999743,1000000-1999743,2000000-2000999"
+	testutil.WriteRandomFile(t, dir, "huge.bin", 3<<20)
 	tests := []struct {
 		name         string
 		h            http.Handler
 		path         string
+		method       string // default GET
 		header       http.Header
 		opts         []Option
 		wantErr      string // "" for kept
@@ -61,10 +73,26 @@ func TestCheckZeroCopy(t *testing.T) {
 			wantErr: "HTTP/2.0 frames the body itself", wantBody: size},
 		{name: "small file", h: serve, path: "/small.bin",
 			wantErr: "the body is 100 bytes; net/http writes up to 512 itself", wantBody: 100},
+		{name: "handlers single range", h: files, path: "/big.bin", header: http.Header{"Range": {"bytes=1000-200999"}},
+			wantSendfile: 200000 - 512, wantBody: 200000},
+		{name: "handlers multi-range", h: files, path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
+			wantSendfile: 2*999744 + 1000 - 512, wantBody: -1},
+		{name: "handlers multi-range in the stack", h: middleware.Tracing()(middleware.Metrics()(middleware.Logger(quiet)(files))), path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
+			wantSendfile: 2*999744 + 1000 - 512, wantBody: -1},
+		{name: "net/http multi-range", h: serve, path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
+			wantErr: "http.ServeContent sends those through an io.Pipe", wantBody: -1},
+		{name: "not found", h: files, path: "/missing.bin",
+			wantErr: "integration: the handler answered 404 Not Found (a 19-byte body), so there was no file to send", wantBody: 19},
+		{name: "method not allowed", h: files, path: "/big.bin", method: "DELETE",
+			wantErr: "the handler answered 405 Method Not Allowed", wantBody: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("GET", tt.path, nil)
+			method := tt.method
+			if method == "" {
+				method = "GET"
+			}
+			req := httptest.NewRequest(method, tt.path, nil)
 			for k, v := range tt.header {
 				req.Header[k] = v
 			}
@@ -83,6 +111,9 @@ func TestCheckZeroCopy(t *testing.T) {
 			}
 			if rep.KeptFastPath() != (tt.wantErr == "") {
 				t.Errorf("KeptFastPath = %v", rep.KeptFastPath())
+			}
+			if tt.wantErr == "" && rep.Reason() != "" {
+				t.Errorf("Reason = %q for a response kept on the fast path", rep.Reason())
 			}
 		})
 	}

@@ -1,0 +1,7 @@
+//go:build unix && (!linux || 386)
+
+package handlers
+
+// connProgressUnavailable tells the tests whether connProgress measures the
+// client on this system.
+const connProgressUnavailable = true

@@ -1,0 +1,84 @@
+//go:build unix
+
+package handlers
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// watchSend keeps w's write deadline d ahead for as long as the client takes
+// the response's bytes, and returns a function that stops watching and
+// leaves the deadline d ahead, so what net/http flushes after the handler
+// returns (a small body, a multipart tail) is bounded too. net/http clears
+// the write deadline after each request, so it does not outlive the
+// response.
+//
+// Progress is measured at the client when the connection can be measured
+// (see connProgress): the bytes the peer's TCP has acknowledged, which grow
+// whenever the reader makes room in its receive window, at any rate. Where
+// it cannot (no middleware.Listener, an operating system without TCP_INFO),
+// progress is the file's offset, which sendfile(2) and the copy fallback
+// advance as the kernel takes bytes; that moves only when the send buffer
+// has drained by about a third, so there a reader slower than (send buffer
+// / 3) / d looks stalled. Either way nothing runs per byte and the sendfile
+// path is untouched: a check runs every d/4 on a timer.
+//
+// When the client stops reading, the measure stops moving, the deadline
+// passes within 1.25 d of the last progress, and the pending write fails
+// with an error that satisfies errors.Is(err, os.ErrDeadlineExceeded),
+// which ends the handler.
+func watchSend(w http.ResponseWriter, r *http.Request, f *os.File, d time.Duration) (stop func()) {
+	progress := connProgress(r)
+	if progress == nil {
+		progress = func() (int64, bool) {
+			// Seek(0, SeekCurrent) only reads the offset; on Unix it takes
+			// none of the locks the handler's sendfile or read holds.
+			off, err := f.Seek(0, io.SeekCurrent)
+			return off, err == nil
+		}
+	}
+	return startWatch(http.NewResponseController(w).SetWriteDeadline, progress, d)
+}
+
+// startWatch sets the deadline now+d, then every d/4 reads progress and,
+// when it has moved, sets the deadline now+d again. stop ends the checks and
+// sets the deadline d ahead one last time. A setDeadline that fails at once
+// means the writer takes no deadlines: nothing is watched then.
+func startWatch(setDeadline func(time.Time) error, progress func() (int64, bool), d time.Duration) (stop func()) {
+	if err := setDeadline(time.Now().Add(d)); err != nil {
+		return func() {}
+	}
+	var (
+		mu       sync.Mutex
+		stopped  bool
+		last, _  = progress()
+		t        *time.Timer
+		interval = max(d/4, time.Millisecond)
+	)
+	check := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if n, ok := progress(); ok && n != last {
+			last = n
+			setDeadline(time.Now().Add(d))
+		}
+		t.Reset(interval)
+	}
+	mu.Lock()
+	t = time.AfterFunc(interval, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		setDeadline(time.Now().Add(d))
+	}
+}
