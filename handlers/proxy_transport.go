@@ -234,11 +234,11 @@ func validRequest(req *http.Request) error {
 	if req.URL.Host == "" {
 		return errors.New("fastpath/handlers: request URL has no host")
 	}
-	if req.Method != "" && !validToken(req.Method) {
+	if req.Method != "" && !isToken(req.Method) {
 		return fmt.Errorf("fastpath/handlers: invalid method %q", req.Method)
 	}
 	for k, vs := range req.Header {
-		if !validToken(k) {
+		if !isToken(k) {
 			return fmt.Errorf("fastpath/handlers: invalid header field name %q", k)
 		}
 		for _, v := range vs {
@@ -248,23 +248,6 @@ func validRequest(req *http.Request) error {
 		}
 	}
 	return nil
-}
-
-// validToken reports an RFC 9110 token (section 5.6.2).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // validFieldValue reports a field value without control characters other

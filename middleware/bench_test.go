@@ -80,8 +80,9 @@ func BenchmarkFloor(b *testing.B) {
 		m := newMetrics(mp)
 		ctx, span := tp.Tracer("floor").Start(context.Background(), "GET")
 		defer span.End()
-		active := m.sets.get(attrKey{method: "GET", scheme: "http"})
-		e := m.sets.get(attrKey{method: "GET", scheme: "http", status: 200, route: "/users/{id}", proto: "1.1"})
+		active := m.activeSets[0][0]
+		k := attrKey{method: "GET", scheme: "http", status: 200, route: "/users/{id}", proto: "1.1"}
+		e := newEntry(k.attributes())
 		b.ReportAllocs()
 		for b.Loop() {
 			m.active.Add(ctx, 1, active.add...)

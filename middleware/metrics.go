@@ -3,8 +3,6 @@ package middleware
 import (
 	"context"
 	"net/http"
-	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -61,8 +59,8 @@ type metrics struct {
 	sendfile metric.Int64Histogram
 	splice   metric.Int64Histogram
 
-	sets       setCache
-	extraSets  extraCache
+	sets       cache[attrKey, *attrEntry]
+	extraSets  cache[extraKey, *attrEntry]
 	activeSets [len(knownMethods) + 1][2]*attrEntry     // by methodIndex and TLS
 	attrs      func(*http.Request) []attribute.KeyValue // WithAttributes
 }
@@ -166,9 +164,9 @@ func (m *metrics) end(rec *record, r *http.Request) {
 	}
 	var e *attrEntry
 	if extra := m.extra(r); len(extra) > 0 {
-		e = m.extraSets.get(k, extra)
+		e = m.entryFor(k, extra)
 	} else {
-		e = m.sets.get(k)
+		e = m.sets.get(k, func() *attrEntry { return newEntry(k.attributes()) })
 	}
 	m.duration.Record(ctx, rec.duration().Seconds(), e.record...)
 	m.reqBody.Record(ctx, rec.reqBody.Load(), e.record...)
@@ -232,31 +230,6 @@ func newEntry(kvs []attribute.KeyValue) *attrEntry {
 	}
 }
 
-// maxCachedSets bounds the cache; past it, sets are built per request.
-const maxCachedSets = 4096
-
-// setCache maps attribute keys to entries, so the common case looks a set up
-// without locking or allocating.
-type setCache struct {
-	m sync.Map // attrKey -> *attrEntry
-	n atomic.Int64
-}
-
-func (c *setCache) get(k attrKey) *attrEntry {
-	if e, ok := c.m.Load(k); ok {
-		return e.(*attrEntry)
-	}
-	e := newEntry(k.attributes())
-	if c.n.Load() >= maxCachedSets {
-		return e
-	}
-	if prev, loaded := c.m.LoadOrStore(k, e); loaded {
-		return prev.(*attrEntry)
-	}
-	c.n.Add(1)
-	return e
-}
-
 // extraKey identifies an attribute set made of an attrKey's attributes and
 // the WithAttributes ones.
 type extraKey struct {
@@ -264,28 +237,13 @@ type extraKey struct {
 	extra attribute.Distinct
 }
 
-// extraCache is setCache for sets with WithAttributes attributes: the
-// extra attributes are made into a set per request (that is their cost),
-// and the combined entry is cached.
-type extraCache struct {
-	m sync.Map // extraKey -> *attrEntry
-	n atomic.Int64
-}
-
-func (c *extraCache) get(k attrKey, extra []attribute.KeyValue) *attrEntry {
+// entryFor returns the entry of k plus extra: the extra attributes are made
+// into a set per request (that is their cost), and the combined entry is
+// cached.
+func (m *metrics) entryFor(k attrKey, extra []attribute.KeyValue) *attrEntry {
 	xs := attribute.NewSet(extra...)
-	ek := extraKey{attrKey: k, extra: xs.Equivalent()}
-	if e, ok := c.m.Load(ek); ok {
-		return e.(*attrEntry)
-	}
-	// fastpath's own attributes last, so they win on a shared key.
-	e := newEntry(append(xs.ToSlice(), k.attributes()...))
-	if c.n.Load() >= maxCachedSets {
-		return e
-	}
-	if prev, loaded := c.m.LoadOrStore(ek, e); loaded {
-		return prev.(*attrEntry)
-	}
-	c.n.Add(1)
-	return e
+	return m.extraSets.get(extraKey{attrKey: k, extra: xs.Equivalent()}, func() *attrEntry {
+		// fastpath's own attributes last, so they win on a shared key.
+		return newEntry(append(xs.ToSlice(), k.attributes()...))
+	})
 }

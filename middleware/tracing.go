@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -133,7 +132,7 @@ func (t *tracing) start(rec *record, r *http.Request, ctx context.Context) conte
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
 	}
 	if route != "" {
-		name = spanNames.get(method, route)
+		name = spanName(method, route)
 		attrs = append(attrs, semconv.HTTPRoute(route))
 	}
 	if t.cfg.spanName != nil {
@@ -190,7 +189,7 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	case t.cfg.spanName != nil:
 		span.SetName(t.cfg.spanName(r, rec.route))
 	case rec.route != "":
-		span.SetName(spanNames.get(requestMethod(r.Method), rec.route))
+		span.SetName(spanName(requestMethod(r.Method), rec.route))
 	}
 	if t.cfg.attrs != nil {
 		// Before fastpath's own, so that those win on a shared key.
@@ -235,28 +234,14 @@ func (t *tracing) end(rec *record, r *http.Request) {
 
 // spanNames caches "{method} {route}": both have bounded cardinality, and
 // building the name per request would be an allocation.
-var spanNames nameCache
+var spanNames cache[nameKey, string]
 
 type nameKey struct{ method, route string }
 
-type nameCache struct {
-	m sync.Map // nameKey -> string
-	n atomic.Int64
-}
-
-// get returns the span name for a known method (or methodOther) and route.
-func (c *nameCache) get(method, route string) string {
-	k := nameKey{method, route}
-	if v, ok := c.m.Load(k); ok {
-		return v.(string)
-	}
-	name := spanMethod(method) + " " + route
-	if c.n.Load() < maxCachedSets {
-		if _, loaded := c.m.LoadOrStore(k, name); !loaded {
-			c.n.Add(1)
-		}
-	}
-	return name
+// spanName returns the span name for a known method (or methodOther) and
+// route.
+func spanName(method, route string) string {
+	return spanNames.get(nameKey{method, route}, func() string { return spanMethod(method) + " " + route })
 }
 
 // errorDescriptions are the span status descriptions of the error types
