@@ -372,18 +372,7 @@ func TestEndToEndStrace(t *testing.T) {
 				tr.CloseIdleConnections()
 				recs, sum := c.stop(t)
 
-				if resp.StatusCode != tt.wantStatus {
-					t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
-				}
-				if wantProto := map[bool]int{false: 1, true: 2}[tt.http2]; resp.ProtoMajor != wantProto {
-					t.Fatalf("got %s, want HTTP/%d", resp.Proto, wantProto)
-				}
-				switch {
-				case tt.wantBody != nil && !bytes.Equal(body, tt.wantBody):
-					t.Fatalf("client got %d bytes that differ from the %d expected", len(body), len(tt.wantBody))
-				case tt.wantBody == nil && tt.wantLen >= 0 && int64(len(body)) != tt.wantLen:
-					t.Fatalf("client got %d bytes, want %d", len(body), tt.wantLen)
-				}
+				checkResponse(t, resp, body, tt.wantStatus, tt.http2, tt.wantBody, tt.wantLen)
 				if tt.check != nil {
 					tt.check(t, resp, body)
 				}
@@ -434,5 +423,23 @@ func checkMultipart(t *testing.T, resp *http.Response, body, data []byte, parts 
 	}
 	if _, err := mr.NextPart(); err != io.EOF {
 		t.Errorf("after %d parts: %v, want EOF", len(parts), err)
+	}
+}
+
+// checkResponse checks a response's status, protocol and body: the exact
+// bytes when wantBody is not nil, else the length when wantLen >= 0.
+func checkResponse(t *testing.T, resp *http.Response, body []byte, wantStatus int, http2 bool, wantBody []byte, wantLen int64) {
+	t.Helper()
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("status %d, want %d", resp.StatusCode, wantStatus)
+	}
+	if wantProto := map[bool]int{false: 1, true: 2}[http2]; resp.ProtoMajor != wantProto {
+		t.Fatalf("got %s, want HTTP/%d", resp.Proto, wantProto)
+	}
+	switch {
+	case wantBody != nil && !bytes.Equal(body, wantBody):
+		t.Fatalf("client got %d bytes that differ from the %d expected", len(body), len(wantBody))
+	case wantBody == nil && wantLen >= 0 && int64(len(body)) != wantLen:
+		t.Fatalf("client got %d bytes, want %d", len(body), wantLen)
 	}
 }

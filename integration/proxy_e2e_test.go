@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -332,18 +331,7 @@ func TestProxyEndToEndStrace(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
-			}
-			if want := map[bool]int{false: 1, true: 2}[tt.http2]; resp.ProtoMajor != want {
-				t.Fatalf("got %s, want HTTP/%d", resp.Proto, want)
-			}
-			switch {
-			case tt.wantBody != nil && !bytes.Equal(body, tt.wantBody):
-				t.Fatalf("client got %d bytes that differ from the %d expected", len(body), len(tt.wantBody))
-			case tt.wantBody == nil && tt.wantLen >= 0 && int64(len(body)) != tt.wantLen:
-				t.Fatalf("client got %d bytes, want %d", len(body), tt.wantLen)
-			}
+			checkResponse(t, resp, body, tt.wantStatus, tt.http2, tt.wantBody, tt.wantLen)
 			if tt.rng != "" && strings.Contains(tt.rng, ",") {
 				checkMultipart(t, resp, body, data, [][2]int{{0, 1000}, {2000000, 3000000}})
 			}
