@@ -177,6 +177,10 @@
 //     video/webm, ".ts" video/mp2t, ".m4a" audio/x-m4a...), whatever the
 //     machine's mime.types says: Content-Type names the representation's
 //     media type (8.3), and Go's table and the system's differ on these.
+//  16. [ServeContent] sets a strong ETag derived from the file's size and
+//     modification time unless the header already has an Etag key (8.8.3:
+//     an origin server should send one); http.ServeContent sends none of
+//     its own.
 //
 // # Slow clients
 //
@@ -199,13 +203,14 @@
 // same (it counts encrypted bytes); over HTTP/2 it is the connection's, so
 // one busy stream keeps a stalled one alive.
 //
-// Where the connection cannot be measured (no middleware.Listener, a Unix
-// socket, an operating system other than Linux, or linux/386), progress is
-// read from the file's offset instead, which moves only when the kernel
-// frees about a third of the socket's send buffer (which autotunes up to 4
-// MB); there a reader slower than (send buffer / 3) / d is cut off as
-// stalled, so use a long timeout, or middleware.Listener. Outside Unix
-// WithSendTimeout does nothing.
+// Where the connection cannot be measured on Linux (no middleware.Listener,
+// a Unix socket, linux/386), progress is read from the file's offset
+// instead, which moves only when the kernel frees about a third of the
+// socket's send buffer (which autotunes up to 4 MB); there a reader slower
+// than (send buffer / 3) / d is cut off as stalled, so use a long timeout,
+// or middleware.Listener. On other systems WithSendTimeout does nothing:
+// Go's sendfile there moves the file's offset only once a whole body is
+// sent, so the offset cannot show progress either.
 //
 // # Limits
 //

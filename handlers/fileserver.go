@@ -28,7 +28,7 @@ import (
 // panics if root is nil or an option is invalid.
 func FileServer(root *os.Root, opts ...Option) http.Handler {
 	if root == nil {
-		panic("handlers: FileServer: nil root")
+		panic("fastpath/handlers: FileServer: nil root")
 	}
 	return &fileServer{root: root, cfg: newConfig(opts)}
 }

@@ -82,7 +82,7 @@ func WithCacheControl(value string) Option {
 // ranges" (nginx's max_ranges 0) and would mean the opposite, so say -1.
 func WithMaxRanges(n int) Option {
 	if n == 0 {
-		panic("handlers: WithMaxRanges(0): give a bound of at least 1, or -1 for none")
+		panic("fastpath/handlers: WithMaxRanges(0): give a bound of at least 1, or -1 for none")
 	}
 	return optionFunc(func(c *config) { c.maxRanges = n })
 }
@@ -111,11 +111,11 @@ func WithEncodings(encodings ...string) Option {
 			}
 		}
 		if i < 0 {
-			panic(fmt.Sprintf("handlers: WithEncodings: unknown content coding %q (want br, zstd or gzip)", name))
+			panic(fmt.Sprintf("fastpath/handlers: WithEncodings: unknown content coding %q (want br, zstd or gzip)", name))
 		}
 		for _, c := range codings {
 			if c == knownCodings[i] {
-				panic(fmt.Sprintf("handlers: WithEncodings: content coding %q given twice", name))
+				panic(fmt.Sprintf("fastpath/handlers: WithEncodings: content coding %q given twice", name))
 			}
 		}
 		codings = append(codings, knownCodings[i])
@@ -128,15 +128,16 @@ func WithEncodings(encodings ...string) Option {
 // more of the response, so a download of any size at a steady rate goes on,
 // but one that takes nothing for d is cut off within 1.25 d (the pending
 // write fails with an error matching os.ErrDeadlineExceeded, the connection
-// is closed, and a fastpath Logger records the response as aborted). This
+// is closed, and a fastpath Logger records the response as send_timeout). This
 // is nginx's send_timeout; it is what http.Server.WriteTimeout cannot be
 // for downloads, since that caps a response's total time.
 //
 // The client's progress is measured at its TCP connection (the bytes it
 // acknowledged) when the server accepts through middleware.Listener on
-// Linux, and otherwise by the file's offset, which is coarse: see the
-// package documentation, "Slow clients", for what each sees and how large d
-// should be. It covers file bodies, on Unix; other responses (directory
+// Linux, and otherwise on Linux by the file's offset, which is coarse: see
+// the package documentation, "Slow clients", for what each sees and how
+// large d should be. It covers file bodies, on Linux (elsewhere it does
+// nothing); other responses (directory
 // listings, errors) need a write deadline of their own, such as one set when
 // each request starts, which this one replaces while a file is sent. After
 // the file, the deadline is left d ahead, so what net/http flushes once the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -20,8 +21,8 @@ import (
 // Progress is measured at the client when the connection can be measured
 // (see connProgress): the bytes the peer's TCP has acknowledged, which grow
 // whenever the reader makes room in its receive window, at any rate. Where
-// it cannot (no middleware.Listener, an operating system without TCP_INFO),
-// progress is the file's offset, which sendfile(2) and the copy fallback
+// it cannot (no middleware.Listener, linux/386), progress is, on Linux, the
+// file's offset, which sendfile(2) and the copy fallback
 // advance as the kernel takes bytes; that moves only when the send buffer
 // has drained by about a third, so there a reader slower than (send buffer
 // / 3) / d looks stalled. Either way nothing runs per byte and the sendfile
@@ -34,6 +35,14 @@ import (
 func watchSend(w http.ResponseWriter, r *http.Request, f *os.File, d time.Duration) (stop func()) {
 	progress := connProgress(r)
 	if progress == nil {
+		if runtime.GOOS != "linux" {
+			// Go's sendfile on the BSDs, macOS and Solaris passes an
+			// explicit offset and moves the file's own only when the whole
+			// call returns, so the offset would not move during a body:
+			// nothing to watch, and a fixed deadline would cut off long
+			// downloads.
+			return func() {}
+		}
 		progress = func() (int64, bool) {
 			// Seek(0, SeekCurrent) only reads the offset; on Unix it takes
 			// none of the locks the handler's sendfile or read holds.

@@ -142,11 +142,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 		return
 	}
 
-	ctype, ok := c.contentType(h)
-	if !ok {
-		serveError(w, "500 internal server error", http.StatusInternalServerError)
-		return
-	}
+	ctype := c.contentType(h)
 	if len(ranges) > 1 {
 		serveMultipart(w, r, c, ctype, ranges)
 		return
@@ -164,6 +160,9 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	if _, err := c.f.Seek(start, io.SeekStart); err != nil {
 		delete(h, "Content-Range")
 		delete(h, "Accept-Ranges")
+		if c.encoding != "" {
+			delete(h, "Content-Encoding") // this package's, for the file
+		}
 		serveError(w, "500 internal server error", http.StatusInternalServerError)
 		return
 	}
@@ -175,27 +174,24 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	}
 }
 
-// contentType returns the media type of the representation, and false when
-// it cannot be had. An existing Content-Type key in h wins, even with no
-// value (which sends none), as with http.ServeContent; then name's extension;
-// then the first 512 bytes of typeOf, as http.DetectContentType sees them.
-// A type that was not there before is set in h.
-func (c *content) contentType(h http.Header) (string, bool) {
+// contentType returns the media type of the representation. An existing
+// Content-Type key in h wins, even with no value (which sends none), as with
+// http.ServeContent; then name's extension; then the first 512 bytes of
+// typeOf, as http.DetectContentType sees them. A type that was not there
+// before is set in h.
+func (c *content) contentType(h http.Header) string {
 	if v, ok := h["Content-Type"]; ok {
 		if len(v) == 0 {
-			return "", true
+			return ""
 		}
-		return v[0], true
+		return v[0]
 	}
 	ctype := typeByName(c.name)
 	if ctype == "" {
-		if c.typeOf == nil {
-			return "", false
-		}
 		ctype = sniffType(c.typeOf)
 	}
 	h.Set("Content-Type", ctype)
-	return ctype, true
+	return ctype
 }
 
 // setEncodingAndLength sets Content-Encoding for a precompressed
@@ -228,10 +224,13 @@ func writeNotModified(w http.ResponseWriter) {
 }
 
 // serveError answers with a plain-text error, after removing the fields
-// that describe the representation, which the error is not.
+// that describe the representation, which the error is not. A
+// Content-Encoding stays: this package sets its own only on 200 and 206, so
+// one here is a compressing writer's, which encodes the error too (as
+// http.Error leaves it since Go 1.23).
 func serveError(w http.ResponseWriter, text string, code int) {
 	h := w.Header()
-	for _, k := range []string{"Cache-Control", "Content-Encoding", "Etag", "Last-Modified"} {
+	for _, k := range []string{"Cache-Control", "Etag", "Last-Modified"} {
 		delete(h, k)
 	}
 	http.Error(w, text, code)

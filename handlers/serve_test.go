@@ -420,7 +420,7 @@ func TestMultiRangeReadFrom(t *testing.T) {
 
 func TestWithMaxRangesZeroPanics(t *testing.T) {
 	defer func() {
-		if got := recover(); got != "handlers: WithMaxRanges(0): give a bound of at least 1, or -1 for none" {
+		if got := recover(); got != "fastpath/handlers: WithMaxRanges(0): give a bound of at least 1, or -1 for none" {
 			t.Errorf("panic %v", got)
 		}
 	}()
@@ -461,5 +461,29 @@ func TestWithMaxRanges(t *testing.T) {
 				checkMultipart(t, res, bigContent, "application/octet-stream")
 			}
 		})
+	}
+}
+
+// TestErrorKeepsForeignEncoding checks that a Content-Encoding set by a
+// compressing writer before ServeContent stays on an error, which that
+// writer encodes too, while this package's own never reaches one.
+func TestErrorKeepsForeignEncoding(t *testing.T) {
+	tree := newTestTree(t)
+	f, err := tree.root.Open("hello.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	w := httptest.NewRecorder()
+	w.Header().Set("Content-Encoding", "gzip")
+	r := request("GET", "/hello.txt", "Range", "bytes=100-")
+	ServeContent(w, r, "hello.txt", fi.ModTime(), f)
+	if w.Code != http.StatusRequestedRangeNotSatisfiable || w.Header().Get("Content-Encoding") != "gzip" {
+		t.Errorf("got %d with Content-Encoding %q, want 416 with gzip kept", w.Code, w.Header().Get("Content-Encoding"))
+	}
+	res := record(FileServer(tree.root), request("GET", "/style.css", "Accept-Encoding", "gzip", "Range", "bytes=100-"))
+	if res.status != http.StatusRequestedRangeNotSatisfiable || res.header.Get("Content-Encoding") != "" {
+		t.Errorf("sidecar: got %d with Content-Encoding %q, want 416 without", res.status, res.header.Get("Content-Encoding"))
 	}
 }
