@@ -36,8 +36,9 @@ const SpliceSizeMetric = "fastpath.server.response.splice.size"
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
 // none was observed), http.route (a pattern, never a raw path),
 // network.protocol.version and error.type (the status code for 5xx, or one
-// of the ErrorType values for a response that did not complete). http.server.active_requests carries the method and scheme only.
-// Response body sizes are right for files served through ReadFrom.
+// of the ErrorType values for a response that did not complete).
+// http.server.active_requests carries the method and scheme only. Response
+// body sizes are right for files served through ReadFrom.
 //
 // Values are recorded with the request context, so an SDK that samples
 // exemplars links them to the request's span. The meter comes from

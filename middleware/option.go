@@ -118,7 +118,7 @@ func WithRequestHeaders(names ...string) Option {
 			}
 			c.headers = append(c.headers, loggedHeader{
 				name:   name,
-				key:    "http.request.header." + strings.ToLower(name),
+				key:    keyHeaderPrefix + strings.ToLower(name),
 				redact: redactedHeaders[name],
 			})
 		}
@@ -177,10 +177,11 @@ func WithTrustedProxy(header string, proxies ...netip.Prefix) Option {
 	return optionFunc(func(c *config) { c.proxy = p })
 }
 
-// WithRoute makes the middleware take http.route from route when chi and
-// ServeMux do not supply one: for other routers. route runs once the handler
-// has returned, with the request the middleware passed on, and returns the
-// pattern that matched ("/users/{id}"), or "" for none. It must return a
+// WithRoute makes the middleware take http.route from route, for routers
+// other than chi and ServeMux. route runs once the handler has returned,
+// with the request the middleware passed on, and returns the pattern that
+// matched ("/users/{id}"); when it returns "", the route is chi's or
+// ServeMux's as without the option. It must return a
 // pattern, never the raw path: the route is an attribute of every metric,
 // and a raw path makes their cardinality unbounded.
 //

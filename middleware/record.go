@@ -32,10 +32,11 @@ type recordKey struct{}
 // middleware on a request makes it and wraps the ResponseWriter once; the
 // others find it in the request context and read it.
 //
-// The ResponseWriter hooks and the middlewares all run on the handler's
-// goroutine (net/http forbids concurrent use of a ResponseWriter), so the
-// fields need no locking; the request body may be read from another goroutine
-// in full-duplex handlers, hence the atomic counter.
+// The ResponseWriter hooks and the middlewares run on the handler's
+// goroutine, or at least never at the same time as each other (net/http
+// forbids concurrent use of a ResponseWriter), so the fields need no
+// locking; the request body may be read from another goroutine in
+// full-duplex handlers, hence the atomic counter.
 type record struct {
 	start     time.Time
 	end       time.Time // set when the first middleware sees its handler return
