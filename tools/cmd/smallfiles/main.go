@@ -97,6 +97,9 @@ type result struct {
 	Skipped string    // why the stack was not measured, if it was not
 	Rates   []float64 // req/s, per round
 	Ratios  []float64 // req/s over the bare http.FileServer's of the same round
+	CPU     []float64 // server CPU time per request, in µs, per round
+	CPURat  []float64 // CPU per request over the bare http.FileServer's of the same round
+	pid     int
 	stop    func()
 }
 
@@ -174,20 +177,32 @@ func run(cfg config) (*results, error) {
 		}
 	}
 	for round := range cfg.rounds {
-		rates := map[string]float64{}
+		rates, cpus := map[string]float64{}, map[string]float64{}
 		// Each round starts with the next stack, so no stack always runs first.
 		for i := range live {
 			r := live[(i+round)%len(live)]
 			fmt.Fprintf(cfg.progress, "round %d/%d: %s\n", round+1, cfg.rounds, r.Stack)
+			before, err := procCPU(r.pid)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r.Stack, err)
+			}
 			w, err := runWrk(cfg, r.URL, cfg.duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r.Stack, err)
+			}
+			after, err := procCPU(r.pid)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", r.Stack, err)
 			}
 			r.Rates = append(r.Rates, w.Rate)
 			rates[r.Stack] = w.Rate
+			cpu := float64(after-before) / float64(time.Microsecond) / float64(max(w.Requests, 1))
+			r.CPU = append(r.CPU, cpu)
+			cpus[r.Stack] = cpu
 		}
 		for _, r := range live {
 			r.Ratios = append(r.Ratios, rates[r.Stack]/rates[sBare])
+			r.CPURat = append(r.CPURat, cpus[r.Stack]/cpus[sBare])
 		}
 	}
 	res.load[1] = loadAvg()
@@ -258,6 +273,7 @@ func start(r *result, cfg config, self, dir, files string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	r.pid = cmd.Process.Pid // taskset execs the server
 	r.stop = func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
@@ -424,15 +440,17 @@ func (res *results) write(w io.Writer) {
 	}
 }
 
-// writeTable prints the markdown table of the measured stacks.
+// writeTable prints the markdown table of the measured stacks: req/s, and
+// the server's CPU time per request, which a busy machine disturbs less
+// (it takes the server's time slices, not its work per request).
 func writeTable(w io.Writer, rs []*result) {
-	fmt.Fprintln(w, "| stack | req/s | vs bare http.FileServer |")
-	fmt.Fprintln(w, "|---|---:|---:|")
+	fmt.Fprintln(w, "| stack | req/s | vs bare http.FileServer | server CPU per request | vs bare http.FileServer |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
 	for _, r := range rs {
 		if r.Skipped != "" {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2fx |\n", r.Desc, thousands(median(r.Rates)), median(r.Ratios))
+		fmt.Fprintf(w, "| %s | %s | %.2fx | %.0f µs | %.2fx |\n", r.Desc, thousands(median(r.Rates)), median(r.Ratios), median(r.CPU), median(r.CPURat))
 	}
 }
 
@@ -453,7 +471,7 @@ func (res *results) writeRounds(w io.Writer) {
 		}
 		rates := make([]string, len(r.Rates))
 		for i, x := range r.Rates {
-			rates[i] = fmt.Sprintf("%.0f (%.2fx)", x, r.Ratios[i])
+			rates[i] = fmt.Sprintf("%.0f req/s (%.2fx) %.1f µs (%.2fx)", x, r.Ratios[i], r.CPU[i], r.CPURat[i])
 		}
 		fmt.Fprintf(w, "%s: %s\n", r.Stack, strings.Join(rates, ", "))
 	}
@@ -469,6 +487,24 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// procCPU returns a process's user plus system time, all threads.
+func procCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks, nil
 }
 
 func freePort() (int, error) {

@@ -38,18 +38,18 @@ func TestParseWrk(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	rs := []*result{
-		{Desc: "nginx 1.22.1 (1 worker, sendfile on, access_log off)", Rates: []float64{25000, 24000, 26500}, Ratios: []float64{1.25, 1.30, 1.27}},
+		{Desc: "nginx 1.22.1 (1 worker, sendfile on, access_log off)", Rates: []float64{25000, 24000, 26500}, Ratios: []float64{1.25, 1.30, 1.27}, CPU: []float64{30, 31, 29}, CPURat: []float64{0.6, 0.62, 0.58}},
 		{Desc: "skipped", Skipped: "not installed"},
-		{Desc: "bare http.FileServer", Rates: []float64{19600.4, 18000, 20000}, Ratios: []float64{1, 1, 1}},
-		{Desc: "examples/fileserver as shipped", Rates: []float64{1000, 10400, 9999.5, 12000}, Ratios: []float64{0.5, 0.52, 0.6, 0.7}},
+		{Desc: "bare http.FileServer", Rates: []float64{19600.4, 18000, 20000}, Ratios: []float64{1, 1, 1}, CPU: []float64{50.4, 49, 51}, CPURat: []float64{1, 1, 1}},
+		{Desc: "examples/fileserver as shipped", Rates: []float64{1000, 10400, 9999.5, 12000}, Ratios: []float64{0.5, 0.52, 0.6, 0.7}, CPU: []float64{90, 100, 95, 101}, CPURat: []float64{1.8, 1.9, 2, 2.1}},
 	}
 	var b strings.Builder
 	writeTable(&b, rs)
-	want := `| stack | req/s | vs bare http.FileServer |
-|---|---:|---:|
-| nginx 1.22.1 (1 worker, sendfile on, access_log off) | 25,000 | 1.27x |
-| bare http.FileServer | 19,600 | 1.00x |
-| examples/fileserver as shipped | 10,200 | 0.56x |
+	want := `| stack | req/s | vs bare http.FileServer | server CPU per request | vs bare http.FileServer |
+|---|---:|---:|---:|---:|
+| nginx 1.22.1 (1 worker, sendfile on, access_log off) | 25,000 | 1.27x | 30 µs | 0.60x |
+| bare http.FileServer | 19,600 | 1.00x | 50 µs | 1.00x |
+| examples/fileserver as shipped | 10,200 | 0.56x | 98 µs | 1.95x |
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
