@@ -234,7 +234,7 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 // and the client stops taking the bytes.
 func (s *fileServer) send(w http.ResponseWriter, r *http.Request, c *content) {
 	if s.cfg.sendTimeout > 0 {
-		defer watchSend(w, r, c.f, s.cfg.sendTimeout)()
+		defer watchSend(w, r, c.f, c.size, s.cfg.sendTimeout)()
 	}
 	serveFile(w, r, c)
 }
