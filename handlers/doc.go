@@ -203,6 +203,12 @@
 // same (it counts encrypted bytes); over HTTP/2 it is the connection's, so
 // one busy stream keeps a stalled one alive.
 //
+// A whole file of at most 16 KiB, asked for without Range, is not watched
+// on Linux: it fits the socket's send buffer, so its writes hardly ever
+// wait for the client, and it gets one deadline d ahead instead, which
+// costs far less per request than the checks. Only a reader slower than
+// 16 KiB per d is cut off there that watching would keep.
+//
 // Where the connection cannot be measured on Linux (no middleware.Listener,
 // a Unix socket, linux/386), progress is read from the file's offset
 // instead, which moves only when the kernel frees about a third of the

@@ -204,7 +204,8 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 	if s.cfg.attachments {
 		SetAttachment(h, filepath.Base(name))
 	}
-	c := &content{f: f, size: fi.Size(), modtime: fi.ModTime(), name: name, typeOf: f, maxRanges: s.cfg.maxRanges}
+	// f and any sidecar are fresh from open: at offset 0.
+	c := &content{f: f, size: fi.Size(), modtime: fi.ModTime(), name: name, typeOf: f, maxRanges: s.cfg.maxRanges, atStart: true}
 	if len(s.cfg.codings) > 0 {
 		addVary(h, "Accept-Encoding")
 		order, n := preferredCodings(r, s.cfg.codings)
@@ -234,7 +235,7 @@ func (s *fileServer) serveRegular(w http.ResponseWriter, r *http.Request, name s
 // and the client stops taking the bytes.
 func (s *fileServer) send(w http.ResponseWriter, r *http.Request, c *content) {
 	if s.cfg.sendTimeout > 0 {
-		defer watchSend(w, r, c.f, s.cfg.sendTimeout)()
+		defer watchSend(w, r, c.f, c.size, s.cfg.sendTimeout)()
 	}
 	serveFile(w, r, c)
 }

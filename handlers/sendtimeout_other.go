@@ -12,6 +12,6 @@ import (
 // for a transfer in progress to finish, and the connection cannot be
 // measured, so progress cannot be watched, and a fixed deadline would cut
 // off long downloads.
-func watchSend(http.ResponseWriter, *http.Request, *os.File, time.Duration) (stop func()) {
+func watchSend(http.ResponseWriter, *http.Request, *os.File, int64, time.Duration) (stop func()) {
 	return func() {}
 }

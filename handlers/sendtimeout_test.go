@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -427,5 +428,59 @@ func TestSendTimeoutRecorder(t *testing.T) {
 	FileServer(tree.root, WithSendTimeout(time.Second)).ServeHTTP(w, request("GET", "/hello.txt"))
 	if w.Code != 200 || w.Body.String() != "Hello, world!\n" {
 		t.Errorf("got %d %q", w.Code, w.Body.String())
+	}
+}
+
+// deadlineWriter records the write deadlines set on it.
+type deadlineWriter struct {
+	http.ResponseWriter
+	deadlines []time.Time
+}
+
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	w.deadlines = append(w.deadlines, t)
+	return nil
+}
+
+// TestWatchSendSmallFile checks that on Linux a whole file of at most
+// smallBody bytes gets one deadline d ahead and no watch, and that a larger
+// one, or a range of a small one, is watched (a deadline at once and one
+// more on stop).
+func TestWatchSendSmallFile(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("small files are watched like any other outside Linux")
+	}
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const d = time.Minute
+	for _, tt := range []struct {
+		name  string
+		size  int64
+		rng   string
+		want  int // deadlines set, start to stop
+		watch bool
+	}{
+		{"small", smallBody, "", 1, false},
+		{"large", smallBody + 1, "", 2, true},
+		{"small range", 4096, "bytes=0-9", 2, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &deadlineWriter{ResponseWriter: httptest.NewRecorder()}
+			r := httptest.NewRequest("GET", "/f", nil)
+			if tt.rng != "" {
+				r.Header.Set("Range", tt.rng)
+			}
+			before := time.Now()
+			watchSend(w, r, f, tt.size, d)()
+			if len(w.deadlines) != tt.want {
+				t.Fatalf("%d deadlines set, want %d", len(w.deadlines), tt.want)
+			}
+			if dl := w.deadlines[0]; dl.Before(before.Add(d)) || dl.After(time.Now().Add(d)) {
+				t.Errorf("deadline %v ahead, want %v", dl.Sub(before), d)
+			}
+		})
 	}
 }

@@ -90,6 +90,9 @@ type content struct {
 	typeOf   *os.File // sniffed for the Content-Type when name says nothing
 	// maxRanges bounds the ranges of a multi-range request; <= 0: none.
 	maxRanges int
+	// atStart says f's offset is 0 (it was just opened, and sniffing reads
+	// with ReadAt), so a body from the start needs no lseek(2).
+	atStart bool
 }
 
 // serveFile answers r with c. The caller has set the response's other
@@ -157,7 +160,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	}
 	h.Set("Accept-Ranges", "bytes")
 	c.setEncodingAndLength(h, length)
-	if _, err := c.f.Seek(start, io.SeekStart); err != nil {
+	if err := c.seek(start); err != nil {
 		delete(h, "Content-Range")
 		delete(h, "Accept-Ranges")
 		if c.encoding != "" {
@@ -172,6 +175,16 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 		// closes the connection and the client sees the truncation.
 		io.CopyN(w, c.f, length)
 	}
+}
+
+// seek moves f's offset to off, with no system call when it is known to be
+// there already.
+func (c *content) seek(off int64) error {
+	if off == 0 && c.atStart {
+		return nil
+	}
+	_, err := c.f.Seek(off, io.SeekStart)
+	return err
 }
 
 // contentType returns the media type of the representation. An existing

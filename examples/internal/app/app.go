@@ -33,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -86,8 +87,11 @@ func ParseFlags(name string, args []string, stderr io.Writer) (Config, error) {
 
 // Telemetry is the OpenTelemetry SDK setup of an example server.
 type Telemetry struct {
-	MeterProvider  *sdkmetric.MeterProvider
-	TracerProvider *sdktrace.TracerProvider
+	MeterProvider *sdkmetric.MeterProvider
+	// TracerProvider is the SDK's when traces are exported; otherwise it
+	// records no spans but makes their ids (see idsOnly).
+	TracerProvider trace.TracerProvider
+	sdkTracer      *sdktrace.TracerProvider // nil when traces are not exported
 	// Prometheus serves the metrics: the Prometheus text format, or
 	// OpenMetrics with exemplars (the trace_id and span_id of a sampled
 	// request) to a scraper that asks for it with
@@ -100,7 +104,9 @@ type Telemetry struct {
 // and traces. Both also go over OTLP when the OTEL_* environment variables
 // ask for it: OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER (otlp, console,
 // none), or an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT and the per-signal
-// variants). With none of them set, nothing leaves the process.
+// variants). With none of them set, nothing leaves the process, and no
+// spans are recorded: requests still get trace and span ids, for the logs,
+// the exemplars and propagation.
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the service.
 func NewTelemetry(ctx context.Context, service string) (*Telemetry, error) {
 	res, err := resource.New(ctx,
@@ -127,17 +133,20 @@ func NewTelemetry(ctx context.Context, service string) (*Telemetry, error) {
 		}
 		mopts = append(mopts, sdkmetric.WithReader(reader))
 	}
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	var tp trace.TracerProvider = idsOnly{}
+	var sdkTracer *sdktrace.TracerProvider
 	if otlpWanted("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
 		exp, err := autoexport.NewSpanExporter(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("span exporter: %w", err)
 		}
-		topts = append(topts, sdktrace.WithBatcher(exp))
+		sdkTracer = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+		tp = sdkTracer
 	}
 	return &Telemetry{
 		MeterProvider:  sdkmetric.NewMeterProvider(mopts...),
-		TracerProvider: sdktrace.NewTracerProvider(topts...),
+		TracerProvider: tp,
+		sdkTracer:      sdkTracer,
 		// Exemplars exist only in OpenMetrics; promhttp serves it to a
 		// scraper that asks (Prometheus does) and the text format otherwise.
 		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}),
@@ -154,7 +163,11 @@ func otlpWanted(exporterVar, endpointVar string) bool {
 
 // Shutdown flushes and stops the providers.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	return errors.Join(t.TracerProvider.Shutdown(ctx), t.MeterProvider.Shutdown(ctx))
+	var err error
+	if t.sdkTracer != nil {
+		err = t.sdkTracer.Shutdown(ctx)
+	}
+	return errors.Join(err, t.MeterProvider.Shutdown(ctx))
 }
 
 // Healthz answers health checks.
