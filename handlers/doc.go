@@ -262,7 +262,11 @@
 // fastpath.proxy.copy_reason, one of the CopyReason values (transport,
 // upstream_tls, upgrade, forward_proxy, chunked, unknown_length,
 // upstream_conn, client_tls, client_http2, no_readfrom, encoded,
-// length_changed, body_replaced). Whether the kernel spliced, and how much,
+// length_changed, body_replaced, flush_interval). A response ReverseProxy
+// flushes as it copies (rp.FlushInterval not zero, or a text/event-stream
+// body) is copied, flush_interval: ReverseProxy's flush timer calls Flush
+// from a goroutine of its own, which must not run beside a splice into the
+// same ResponseWriter. Whether the kernel spliced, and how much,
 // is middleware's fastpath.response.splice.size. Bodies that are all head
 // (HEAD, 204, 304, Content-Length: 0) carry neither attribute.
 //

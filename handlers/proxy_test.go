@@ -804,3 +804,56 @@ func TestProxyTransportAsClient(t *testing.T) {
 		t.Errorf("%d dials, want 1", d)
 	}
 }
+
+// TestReverseProxyFlushes checks that a response ReverseProxy flushes as it
+// copies is copied, not spliced: its flush timer would call Flush on the
+// ResponseWriter while the splice writes to it.
+func TestReverseProxyFlushes(t *testing.T) {
+	data := testutil.RandomBytes(1 << 20)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", r.URL.Query().Get("ct"))
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data)
+	}))
+	defer up.Close()
+	tests := []struct {
+		name       string
+		interval   time.Duration
+		ct         string
+		wantPath   string
+		wantReason string
+		wantSplice int64
+	}{
+		{name: "no flushing", ct: "application/octet-stream", wantPath: "splice", wantSplice: 1 << 20},
+		{name: "FlushInterval", interval: time.Millisecond, ct: "application/octet-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "FlushInterval -1", interval: -1, ct: "application/octet-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "event stream", ct: "text/event-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "event stream with parameters", ct: "Text/Event-Stream; charset=utf-8", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newProxyEnv(t, up.URL, proxyOpts{rp: func(rp *httputil.ReverseProxy) { rp.FlushInterval = tt.interval }})
+			resp, body, err := get(t, e, "/?ct="+url.QueryEscape(tt.ct))
+			e.wait(1)
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+				t.Fatalf("%v, %v: got %d bytes, want the %d sent", resp, err, len(body), len(data))
+			}
+			rec, span := e.last()
+			if got := spanAttr(span, ProxyBodyKey); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.wantPath)
+			}
+			if got := spanAttr(span, ProxyCopyReasonKey); got != tt.wantReason {
+				t.Errorf("%s = %q, want %q", ProxyCopyReasonKey, got, tt.wantReason)
+			}
+			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
+				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
+			}
+			if got := num(rec, "http.response.body.size"); got != 1<<20 {
+				t.Errorf("recorded body %d, want %d", got, 1<<20)
+			}
+			if _, ok := rec["error.type"]; ok {
+				t.Errorf("error.type %v, want none", rec["error.type"])
+			}
+		})
+	}
+}
