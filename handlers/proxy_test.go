@@ -857,3 +857,70 @@ func TestReverseProxyFlushes(t *testing.T) {
 		})
 	}
 }
+
+// TestReverseProxyUpstreamTimeout checks that an upstream stalling mid-body
+// past a deadline on its connection is recorded as a timeout: the test sets
+// the deadline (to the past) once the client holds all that was sent.
+func TestReverseProxyUpstreamTimeout(t *testing.T) {
+	const sent = 40000
+	tests := []struct {
+		name       string
+		interval   time.Duration
+		wantPath   string
+		wantSplice int64
+	}{
+		{name: "spliced", wantPath: "splice", wantSplice: sent},
+		{name: "copied", interval: -1, wantPath: "copy", wantSplice: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+				if _, err := readRequest(br); err != nil {
+					return
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("t", sent))
+				br.ReadByte() // stall until the proxy closes
+			})
+			conns := make(chan net.Conn, 1)
+			tr := &ProxyTransport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err == nil {
+					conns <- c
+				}
+				return c, err
+			}}
+			e := newProxyEnv(t, upstream, proxyOpts{tr: tr, rp: func(rp *httputil.ReverseProxy) { rp.FlushInterval = tt.interval }})
+			resp, err := e.client.Get(e.url + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if _, err := io.ReadFull(resp.Body, make([]byte, sent)); err != nil {
+				t.Fatal(err)
+			}
+			(<-conns).SetReadDeadline(time.Unix(0, 0))
+			rest, err := io.ReadAll(resp.Body)
+			if err == nil || len(rest) != 0 {
+				t.Errorf("after the stall: %d more bytes, %v; want the body cut", len(rest), err)
+			}
+			e.wait(1)
+			rec, span := e.last()
+			if got := spanAttr(span, ProxyUpstreamErrorKey); got != "timeout" {
+				t.Errorf("%s = %q, want timeout", ProxyUpstreamErrorKey, got)
+			}
+			if got := spanAttr(span, ProxyBodyKey); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.wantPath)
+			}
+			if got, _ := rec["error.type"].(string); got != "handler_aborted" {
+				t.Errorf("error.type %q, want handler_aborted", got)
+			}
+			if got := num(rec, "http.response.body.size"); got != sent {
+				t.Errorf("recorded body %d, want %d", got, sent)
+			}
+			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
+				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
+			}
+			waitOpen(t, tr, 0)
+		})
+	}
+}
