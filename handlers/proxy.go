@@ -80,6 +80,9 @@ func ReverseProxy(rp *httputil.ReverseProxy) http.Handler {
 		cp.Transport = defaultProxyTransport
 		h.ours = true
 	case *ProxyTransport:
+		if rp.Transport.(*ProxyTransport) == nil {
+			panic("fastpath/handlers: ReverseProxy: rp.Transport is a nil *ProxyTransport (leave Transport nil for the shared one)")
+		}
 		h.ours = true
 	}
 	user := rp.ModifyResponse

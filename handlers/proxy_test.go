@@ -768,6 +768,7 @@ func TestReverseProxyConstruction(t *testing.T) {
 		{name: "nil", rp: nil},
 		{name: "neither Rewrite nor Director", rp: &httputil.ReverseProxy{}},
 		{name: "both", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Director: func(*http.Request) {}}},
+		{name: "nil *ProxyTransport", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Transport: (*ProxyTransport)(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -921,6 +922,57 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
 			}
 			waitOpen(t, tr, 0)
+		})
+	}
+}
+
+// TestReverseProxyEarlyAnswer checks an upstream that answers before it has
+// read the request body: the answer goes to the client, and the connection,
+// its request not written whole, is not reused. Under -race it also checks
+// that the body's writer and the response reader share no unsynchronised
+// state.
+func TestReverseProxyEarlyAnswer(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer string
+	}{
+		{name: "Connection: close", answer: "HTTP/1.1 413 Content Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoo big"},
+		{name: "keep-alive", answer: "HTTP/1.1 413 Content Too Large\r\nContent-Length: 7\r\n\r\ntoo big"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.Method == "GET" {
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
+					br.ReadByte()
+					return
+				}
+				io.WriteString(c, tt.answer)
+				io.Copy(io.Discard, req.Body) // then take the body, so nobody waits
+				br.ReadByte()
+			})
+			e := newProxyEnv(t, upstream, proxyOpts{})
+			resp, err := e.client.Post(e.url+"/", "application/octet-stream", bytes.NewReader(make([]byte, 4<<20)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			e.wait(1)
+			if err != nil || resp.StatusCode != 413 || string(body) != "too big" {
+				t.Fatalf("got %d %q, %v; want 413 too big", resp.StatusCode, body, err)
+			}
+			if _, body, err := get(t, e, "/"); err != nil || string(body) != "ok 1" {
+				t.Fatalf("next request: %q, %v; want ok 1, on a new connection", body, err)
+			}
+			e.wait(1)
+			if d := e.dials.Load(); d != 2 {
+				t.Errorf("%d dials, want 2", d)
+			}
 		})
 	}
 }
