@@ -54,6 +54,12 @@ func (b *proxyBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.src.Read(p)
+	if err == nil && b.src.N == 0 {
+		// The last byte: settle now, so the connection goes back to the
+		// pool whether or not the reader reads on to EOF before Close.
+		b.finish(true, nil)
+		return n, io.EOF
+	}
 	if err == io.EOF {
 		b.finish(b.src.N == 0, nil)
 		if b.src.N == 0 {
