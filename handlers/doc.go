@@ -268,7 +268,11 @@
 // fastpath.proxy.copy_reason, one of the CopyReason values (transport,
 // upstream_tls, upgrade, forward_proxy, chunked, unknown_length,
 // upstream_conn, client_tls, client_http2, no_readfrom, encoded,
-// length_changed, body_replaced). Whether the kernel spliced, and how much,
+// length_changed, body_replaced, flush_interval). A response ReverseProxy
+// flushes as it copies (rp.FlushInterval not zero, or a text/event-stream
+// body) is copied, flush_interval: ReverseProxy's flush timer calls Flush
+// from a goroutine of its own, which must not run beside a splice into the
+// same ResponseWriter. Whether the kernel spliced, and how much,
 // is middleware's fastpath.response.splice.size. Bodies that are all head
 // (HEAD, 204, 304, Content-Length: 0) carry neither attribute.
 //
@@ -283,9 +287,14 @@
 // whole and nothing canceled it; before a pooled connection is reused, and
 // before it is pooled, a non-blocking peek makes sure the upstream has not
 // closed it or sent stray bytes (a body longer than its Content-Length), so
-// a lying upstream never bleeds into the next response. An idempotent
-// request without a body that fails on a reused connection before any
-// response byte arrives is sent once more on a new connection.
+// a lying upstream never bleeds into the next response; a connection that
+// cannot be peeked at (a DialContext's own net.Conn without a descriptor)
+// is never reused. A request without a body, with a method RFC 9110 makes
+// idempotent, that fails on a reused connection before any response byte
+// arrives is sent once more on a new connection. A request whose body
+// cannot be written ends its round trip at once, unless the upstream's
+// answer has begun to arrive (then that answer is used); either way the
+// connection is closed.
 //
 // # Failures
 //
@@ -301,6 +310,9 @@
 // as the ReadFrom's own, so an upstream reset mid-splice is recorded as the
 // client's (client_aborted); with Listener the two are told apart. Malformed
 // response heads, heads above MaxResponseHeaderBytes, a 101 nobody asked for
-// and a dial or header timeout are errors of the round trip: ReverseProxy's
-// ErrorHandler answers (502 by default).
+// and a dial or header timeout (ErrResponseHeaderTimeout, a net.Error
+// timeout) are errors of the round trip: ReverseProxy's ErrorHandler answers
+// (502 by default). The upstream_error value "timeout" means a deadline on
+// the upstream connection passed (one a DialContext set, say) or the
+// kernel timed the upstream out (ETIMEDOUT).
 package handlers

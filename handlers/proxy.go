@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"mime"
 	"net/http"
 	"net/http/httputil"
 
@@ -43,6 +44,12 @@ const (
 	CopyReasonEncoded       = "encoded"        // a middleware changed Content-Encoding (compresses on the fly)
 	CopyReasonLength        = "length_changed" // the Content-Length sent differs from the upstream's
 	CopyReasonBodyReplaced  = "body_replaced"  // ModifyResponse replaced the body
+	// CopyReasonFlushInterval: ReverseProxy flushes this response as it
+	// copies (rp.FlushInterval is not zero, or the body is a
+	// text/event-stream), from a timer of its own that may call Flush
+	// while a splice writes; so the body goes through its copy and
+	// flushes.
+	CopyReasonFlushInterval = "flush_interval"
 )
 
 // ReverseProxy returns a handler that serves with rp's semantics (its
@@ -73,6 +80,9 @@ func ReverseProxy(rp *httputil.ReverseProxy) http.Handler {
 		cp.Transport = defaultProxyTransport
 		h.ours = true
 	case *ProxyTransport:
+		if rp.Transport.(*ProxyTransport) == nil {
+			panic("fastpath/handlers: ReverseProxy: rp.Transport is a nil *ProxyTransport (leave Transport nil for the shared one)")
+		}
 		h.ours = true
 	}
 	user := rp.ModifyResponse
@@ -117,6 +127,10 @@ func (h *proxyHandler) bind(res *http.Response, before any) {
 		return
 	}
 	if b, ok := res.Body.(*proxyBody); ok && b.target == tg {
+		if h.flushes(res) {
+			tg.noteCopy(CopyReasonFlushInterval)
+			return
+		}
 		tg.body = b // the first Read decides
 		return
 	}
@@ -128,6 +142,20 @@ func (h *proxyHandler) bind(res *http.Response, before any) {
 	case tg.transportReason != "":
 		tg.noteCopy(tg.transportReason)
 	}
+}
+
+// flushes reports whether ReverseProxy will copy res through its flushing
+// writer, whose timer calls Flush on the ResponseWriter from a goroutine of
+// its own: it does so for a nonzero FlushInterval, for Server-Sent Events
+// (text/event-stream, flushed after every write) and for a body of unknown
+// length. A splice must not run beside that, since the ResponseWriter is
+// not safe for concurrent use.
+func (h *proxyHandler) flushes(res *http.Response) bool {
+	if h.rp.FlushInterval != 0 || res.ContentLength < 0 {
+		return true
+	}
+	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	return mt == "text/event-stream"
 }
 
 func isProxyBody(v any) bool {

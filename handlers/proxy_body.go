@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -51,6 +54,12 @@ func (b *proxyBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.src.Read(p)
+	if err == nil && b.src.N == 0 {
+		// The last byte: settle now, so the connection goes back to the
+		// pool whether or not the reader reads on to EOF before Close.
+		b.finish(true, nil)
+		return n, io.EOF
+	}
 	if err == io.EOF {
 		b.finish(b.src.N == 0, nil)
 		if b.src.N == 0 {
@@ -96,7 +105,7 @@ func (b *proxyBody) upstreamFailure() error {
 	switch {
 	case cause == nil:
 		cause, kind = io.ErrUnexpectedEOF, "closed"
-	case errors.Is(cause, errTimeout):
+	case isTimeout(cause):
 		kind = "timeout"
 	}
 	err := fmt.Errorf("fastpath/handlers: upstream body ended %d bytes short of its Content-Length %d: %w",
@@ -108,15 +117,15 @@ func (b *proxyBody) upstreamFailure() error {
 	return err
 }
 
-// errTimeout matches deadline errors.
-var errTimeout = timeoutMatcher{}
-
-type timeoutMatcher struct{}
-
-func (timeoutMatcher) Error() string { return "timeout" }
-func (timeoutMatcher) Is(err error) bool {
-	t, ok := err.(interface{ Timeout() bool })
-	return ok && t.Timeout()
+// isTimeout reports whether err is a timeout: a deadline that passed (one
+// set on the connection by whoever dialed it, say), or the kernel giving up
+// on an unanswered peer (ETIMEDOUT, from TCP keep-alive or retransmission).
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // trySplice hands the body to the client ResponseWriter's ReadFrom when
@@ -134,24 +143,20 @@ func (b *proxyBody) trySplice() bool {
 	// of the body through its buffer (to sniff a Content-Type, which the
 	// header already has) before it passes the rest to the connection.
 	http.NewResponseController(tg.w).Flush()
-	var (
-		n   int64
-		err error
-	)
+	var err error
 	if zerocopy.FromContext(b.x.ctx) != nil {
 		// Under middleware.Listener the client connection splices a
 		// zerocopy.Source itself, counts it, and keeps a failure to read
 		// the upstream out of ReadFrom's error.
-		n, err = rf.ReadFrom(&b.src)
+		_, err = rf.ReadFrom(&b.src)
 	} else {
 		// Otherwise the runtime's (*net.TCPConn).ReadFrom splices from an
 		// *io.LimitedReader around the upstream *net.TCPConn; it reports a
 		// failure of either socket as its own error.
 		lr := &io.LimitedReader{R: b.x.pc.tcp, N: b.src.N}
-		n, err = rf.ReadFrom(lr)
+		_, err = rf.ReadFrom(lr)
 		b.src.N = lr.N
 	}
-	_ = n
 	switch {
 	case b.src.N == 0 && err == nil:
 		b.finish(true, nil)

@@ -6,5 +6,9 @@ func (pc *upConn) canPeek() bool { return false }
 
 func (pc *upConn) peek(buf []byte) (int, error) { panic("unreachable") }
 
-// idleAndClean cannot look at the socket here without reading it.
-func (pc *upConn) idleAndClean() bool { return true }
+// pending cannot look at the socket here without reading it.
+func (pc *upConn) pending() bool { return false }
+
+// idleAndClean cannot look at the socket here without reading it, so it
+// cannot vouch for any connection: none is reused.
+func (pc *upConn) idleAndClean() bool { return false }

@@ -768,6 +768,7 @@ func TestReverseProxyConstruction(t *testing.T) {
 		{name: "nil", rp: nil},
 		{name: "neither Rewrite nor Director", rp: &httputil.ReverseProxy{}},
 		{name: "both", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Director: func(*http.Request) {}}},
+		{name: "nil *ProxyTransport", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Transport: (*ProxyTransport)(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -802,5 +803,176 @@ func TestProxyTransportAsClient(t *testing.T) {
 	}
 	if d := tr.dials.Load(); d != 1 {
 		t.Errorf("%d dials, want 1", d)
+	}
+}
+
+// TestReverseProxyFlushes checks that a response ReverseProxy flushes as it
+// copies is copied, not spliced: its flush timer would call Flush on the
+// ResponseWriter while the splice writes to it.
+func TestReverseProxyFlushes(t *testing.T) {
+	data := testutil.RandomBytes(1 << 20)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", r.URL.Query().Get("ct"))
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data)
+	}))
+	defer up.Close()
+	tests := []struct {
+		name       string
+		interval   time.Duration
+		ct         string
+		wantPath   string
+		wantReason string
+		wantSplice int64
+	}{
+		{name: "no flushing", ct: "application/octet-stream", wantPath: "splice", wantSplice: 1 << 20},
+		{name: "FlushInterval", interval: time.Millisecond, ct: "application/octet-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "FlushInterval -1", interval: -1, ct: "application/octet-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "event stream", ct: "text/event-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "event stream with parameters", ct: "Text/Event-Stream; charset=utf-8", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newProxyEnv(t, up.URL, proxyOpts{rp: func(rp *httputil.ReverseProxy) { rp.FlushInterval = tt.interval }})
+			resp, body, err := get(t, e, "/?ct="+url.QueryEscape(tt.ct))
+			e.wait(1)
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+				t.Fatalf("%v, %v: got %d bytes, want the %d sent", resp, err, len(body), len(data))
+			}
+			rec, span := e.last()
+			if got := spanAttr(span, ProxyBodyKey); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.wantPath)
+			}
+			if got := spanAttr(span, ProxyCopyReasonKey); got != tt.wantReason {
+				t.Errorf("%s = %q, want %q", ProxyCopyReasonKey, got, tt.wantReason)
+			}
+			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
+				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
+			}
+			if got := num(rec, "http.response.body.size"); got != 1<<20 {
+				t.Errorf("recorded body %d, want %d", got, 1<<20)
+			}
+			if _, ok := rec["error.type"]; ok {
+				t.Errorf("error.type %v, want none", rec["error.type"])
+			}
+		})
+	}
+}
+
+// TestReverseProxyUpstreamTimeout checks that an upstream stalling mid-body
+// past a deadline on its connection is recorded as a timeout: the test sets
+// the deadline (to the past) once the client holds all that was sent.
+func TestReverseProxyUpstreamTimeout(t *testing.T) {
+	const sent = 40000
+	tests := []struct {
+		name       string
+		interval   time.Duration
+		wantPath   string
+		wantSplice int64
+	}{
+		{name: "spliced", wantPath: "splice", wantSplice: sent},
+		{name: "copied", interval: -1, wantPath: "copy", wantSplice: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+				if _, err := readRequest(br); err != nil {
+					return
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("t", sent))
+				br.ReadByte() // stall until the proxy closes
+			})
+			conns := make(chan net.Conn, 1)
+			tr := &ProxyTransport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err == nil {
+					conns <- c
+				}
+				return c, err
+			}}
+			e := newProxyEnv(t, upstream, proxyOpts{tr: tr, rp: func(rp *httputil.ReverseProxy) { rp.FlushInterval = tt.interval }})
+			resp, err := e.client.Get(e.url + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if _, err := io.ReadFull(resp.Body, make([]byte, sent)); err != nil {
+				t.Fatal(err)
+			}
+			(<-conns).SetReadDeadline(time.Unix(0, 0))
+			rest, err := io.ReadAll(resp.Body)
+			if err == nil || len(rest) != 0 {
+				t.Errorf("after the stall: %d more bytes, %v; want the body cut", len(rest), err)
+			}
+			e.wait(1)
+			rec, span := e.last()
+			if got := spanAttr(span, ProxyUpstreamErrorKey); got != "timeout" {
+				t.Errorf("%s = %q, want timeout", ProxyUpstreamErrorKey, got)
+			}
+			if got := spanAttr(span, ProxyBodyKey); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.wantPath)
+			}
+			if got, _ := rec["error.type"].(string); got != "handler_aborted" {
+				t.Errorf("error.type %q, want handler_aborted", got)
+			}
+			if got := num(rec, "http.response.body.size"); got != sent {
+				t.Errorf("recorded body %d, want %d", got, sent)
+			}
+			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
+				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
+			}
+			waitOpen(t, tr, 0)
+		})
+	}
+}
+
+// TestReverseProxyEarlyAnswer checks an upstream that answers before it has
+// read the request body: the answer goes to the client, and the connection,
+// its request not written whole, is not reused. Under -race it also checks
+// that the body's writer and the response reader share no unsynchronised
+// state.
+func TestReverseProxyEarlyAnswer(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer string
+	}{
+		{name: "Connection: close", answer: "HTTP/1.1 413 Content Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoo big"},
+		{name: "keep-alive", answer: "HTTP/1.1 413 Content Too Large\r\nContent-Length: 7\r\n\r\ntoo big"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.Method == "GET" {
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
+					br.ReadByte()
+					return
+				}
+				io.WriteString(c, tt.answer)
+				io.Copy(io.Discard, req.Body) // then take the body, so nobody waits
+				br.ReadByte()
+			})
+			e := newProxyEnv(t, upstream, proxyOpts{})
+			resp, err := e.client.Post(e.url+"/", "application/octet-stream", bytes.NewReader(make([]byte, 4<<20)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			e.wait(1)
+			if err != nil || resp.StatusCode != 413 || string(body) != "too big" {
+				t.Fatalf("got %d %q, %v; want 413 too big", resp.StatusCode, body, err)
+			}
+			if _, body, err := get(t, e, "/"); err != nil || string(body) != "ok 1" {
+				t.Fatalf("next request: %q, %v; want ok 1, on a new connection", body, err)
+			}
+			e.wait(1)
+			if d := e.dials.Load(); d != 2 {
+				t.Errorf("%d dials, want 2", d)
+			}
+		})
 	}
 }

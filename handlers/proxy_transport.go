@@ -30,7 +30,21 @@ import (
 // request's context. A connection is reused only when its response body
 // was read or spliced exactly to its end, the upstream did not ask to close
 // it and sent nothing more, and the request was written whole; any other is
-// closed.
+// closed. "Sent nothing more" is checked by peeking at the socket without
+// waiting, so a connection from a DialContext that offers no descriptor
+// (no syscall.Conn), or on a system without the peek, is never reused.
+//
+// A request body is written while the response head is awaited, so an
+// upstream may answer early. When writing the request fails (its body's
+// Read failed, or the upstream stopped taking it) and no answer has begun
+// to arrive, the round trip fails at once with that error; an answer that
+// has begun is read and returned, and its connection is not reused.
+//
+// Of a request's httptrace.ClientTrace it calls Got1xxResponse only (which
+// is what ReverseProxy uses to pass 1xx responses on); GetConn, GotConn,
+// PutIdleConn, DNS, connect, TLS, WroteHeaders, WroteRequest,
+// GotFirstResponseByte and the others are not called. Fallback calls its
+// own.
 //
 // Requests it does not carry itself go to Fallback: other schemes than http
 // (https, so TLS and HTTP/2 upstreams), protocol upgrades (WebSocket), and
@@ -54,9 +68,12 @@ type ProxyTransport struct {
 	// IdleConnTimeout closes a connection idle this long; 0 means 90 s.
 	IdleConnTimeout time.Duration
 	// ResponseHeaderTimeout, when positive, bounds the wait for the
-	// response headers after the request is written.
+	// response head from the moment the whole request (its body included)
+	// is written; the round trip then fails with ErrResponseHeaderTimeout.
 	ResponseHeaderTimeout time.Duration
-	// MaxResponseHeaderBytes bounds a response head; 0 means 1 MiB.
+	// MaxResponseHeaderBytes bounds the response heads of one round trip
+	// together: the final head and the informational (1xx) ones before
+	// it, of which at most 16 are taken. 0 means 1 MiB.
 	MaxResponseHeaderBytes int
 	// DisableKeepAlives uses each connection for one request only.
 	DisableKeepAlives bool
@@ -69,6 +86,8 @@ type ProxyTransport struct {
 
 	dials atomic.Int64 // connections dialed
 	open  atomic.Int64 // connections dialed and not yet closed
+
+	headTimerArmed func() // for tests: called as ResponseHeaderTimeout starts
 }
 
 var _ http.RoundTripper = (*ProxyTransport)(nil)
@@ -80,10 +99,33 @@ var defaultProxyTransport = &ProxyTransport{}
 const (
 	defaultIdleConnTimeout = 90 * time.Second
 	defaultMaxHeaderBytes  = 1 << 20
-	max1xxResponses        = 5 // as http.Transport
+	// maxInterim bounds the informational (1xx) responses before the
+	// final one, whatever a Got1xxResponse hook does with them; their
+	// bytes count against MaxResponseHeaderBytes too.
+	maxInterim = 16
+	// headBufSize is the head buffer a connection starts with and keeps
+	// while pooled; a larger one grown for a big head is dropped.
+	headBufSize = 4 << 10
 )
 
-var aLongTimeAgo = time.Unix(1, 0)
+// expired is an instant long past: a deadline set to it makes every wait on
+// the connection fail at once.
+var expired = time.Unix(0, 0)
+
+// ErrResponseHeaderTimeout is the error of a round trip whose response head
+// did not arrive within ProxyTransport.ResponseHeaderTimeout of the request
+// being written. It is a net.Error whose Timeout reports true.
+var ErrResponseHeaderTimeout error = headTimeoutError{}
+
+type headTimeoutError struct{}
+
+func (headTimeoutError) Error() string {
+	return "fastpath/handlers: no response head from the upstream within ResponseHeaderTimeout"
+}
+func (headTimeoutError) Timeout() bool   { return true }
+func (headTimeoutError) Temporary() bool { return true }
+
+var _ net.Error = headTimeoutError{}
 
 func (t *ProxyTransport) fallback() http.RoundTripper {
 	if t.Fallback != nil {
@@ -159,7 +201,7 @@ func (t *ProxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// An idle connection the upstream closed as it was reused: once
 		// more on a new one, when the request can be sent again.
 		var stale *staleConnError
-		if attempt == 0 && errors.As(err, &stale) && replayable(req) {
+		if attempt == 0 && errors.As(err, &stale) && resendable(req) {
 			continue
 		}
 		if stale != nil {
@@ -197,21 +239,22 @@ func upgradeRequest(h http.Header) bool {
 	return false
 }
 
-// replayable reports whether req may be sent again after a connection
-// failed before any response byte came: no body to resend, and a method
-// that is idempotent (RFC 9110, section 9.2.2) or an idempotency key, as
-// http.Transport judges.
-func replayable(req *http.Request) bool {
+// resendable reports whether req can go out a second time, on a new
+// connection, after the reused one it was sent on failed before any byte of
+// an answer came back. Only a request without a body qualifies (nothing
+// would be left to send again), and only with a method RFC 9110 (section
+// 9.2.2) makes idempotent, so that a request the upstream did act on
+// before the connection died does no harm when repeated.
+func resendable(req *http.Request) bool {
 	if req.Body != nil && req.Body != http.NoBody {
 		return false
 	}
 	switch req.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
 		return true
 	}
-	_, a := req.Header["Idempotency-Key"]
-	_, b := req.Header["X-Idempotency-Key"]
-	return a || b
+	return false
 }
 
 func closeReqBody(req *http.Request) {
@@ -228,22 +271,23 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// validRequest refuses what would make a malformed request on the wire:
-// http.Transport checks the same.
+// validRequest refuses a request that would go on the wire malformed: no
+// host to send it to, or a method or header field that is not a token or
+// whose value holds control characters.
 func validRequest(req *http.Request) error {
 	if req.URL.Host == "" {
-		return errors.New("fastpath/handlers: request URL has no host")
+		return fmt.Errorf("fastpath/handlers: no upstream host in the request URL %q", req.URL)
 	}
 	if req.Method != "" && !isToken(req.Method) {
-		return fmt.Errorf("fastpath/handlers: invalid method %q", req.Method)
+		return fmt.Errorf("fastpath/handlers: the request method %q is not a token", req.Method)
 	}
 	for k, vs := range req.Header {
 		if !isToken(k) {
-			return fmt.Errorf("fastpath/handlers: invalid header field name %q", k)
+			return fmt.Errorf("fastpath/handlers: the request header name %q is not a token", k)
 		}
 		for _, v := range vs {
 			if !validFieldValue(v) {
-				return fmt.Errorf("fastpath/handlers: invalid header field value for %q", k)
+				return fmt.Errorf("fastpath/handlers: the request header %s has a control character in its value", k)
 			}
 		}
 	}
@@ -271,6 +315,11 @@ type upConn struct {
 	head   []byte // the buffer response heads are read into
 	reused bool
 
+	// headRead is how many bytes of response heads the current round trip
+	// consumed so far; the request body's writer reads it from its
+	// goroutine.
+	headRead atomic.Int64
+
 	idleTimer *time.Timer
 	closeOnce sync.Once
 }
@@ -297,7 +346,7 @@ func (t *ProxyTransport) getConn(ctx context.Context, key string, fresh bool) (*
 	}
 	t.dials.Add(1)
 	t.open.Add(1)
-	pc := &upConn{t: t, key: key, conn: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	pc := &upConn{t: t, key: key, conn: c, bw: bufio.NewWriterSize(c, headBufSize)}
 	pc.tcp, _ = c.(*net.TCPConn)
 	return pc, nil
 }
@@ -322,6 +371,9 @@ func (t *ProxyTransport) put(pc *upConn) {
 	if t.DisableKeepAlives || t.maxIdle() < 0 || !pc.idleAndClean() {
 		pc.close()
 		return
+	}
+	if cap(pc.head) > headBufSize {
+		pc.head = nil // a head buffer grown for one big head is not kept idle
 	}
 	t.mu.Lock()
 	if len(t.idle[pc.key]) >= t.maxIdle() {
@@ -375,40 +427,48 @@ type staleConnError struct{ err error }
 func (e *staleConnError) Error() string { return e.err.Error() }
 func (e *staleConnError) Unwrap() error { return e.err }
 
-// exchange is what a round trip leaves for the body to settle.
+// exchange is one request and its response on an upstream connection, from
+// the request being written to the body being settled.
 type exchange struct {
-	pc        *upConn
-	req       *http.Request
-	stopCtx   func() bool     // unregisters the cancellation of the request context
-	writeDone <-chan error    // the request body's writer, when it runs apart
-	closeConn bool            // the request or response ends the connection
-	timedOut  *atomic.Bool    // the response header timeout fired
-	headTimer *time.Timer     // the response header timeout
-	ctx       context.Context // the request's
+	pc      *upConn
+	req     *http.Request
+	ctx     context.Context // the request's
+	stopCtx func() bool     // unregisters the cancellation of the request context
+	// closeConn is set when the request or the response ends the
+	// connection; only the goroutine reading the response touches it.
+	closeConn bool
+
+	// The request body, when there is one, is written by a goroutine of its
+	// own while the response is awaited; mu orders what the two share.
+	mu         sync.Mutex
+	sending    bool        // the request body's writer still runs
+	sendErr    error       // why writing the request failed
+	sendCut    bool        // sendErr moved the read deadline, to end the wait for a head
+	awaiting   bool        // the response head is still awaited
+	headTimer  *time.Timer // ResponseHeaderTimeout, armed once the request is out
+	headExpiry bool        // the timer fired
 }
 
 // roundTrip writes req on pc and reads the response head.
 func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	// Cancellation and the header timeout only ever move the deadline into
-	// the past, so neither can undo the other; a connection whose deadline
-	// may have moved is never reused.
-	x := &exchange{pc: pc, req: req, ctx: ctx, timedOut: new(atomic.Bool)}
-	x.stopCtx = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
+	// Cancellation, the header timeout and a failed request body only ever
+	// move the deadline into the past, so none undoes another; a
+	// connection whose deadline may have moved is never reused.
+	x := &exchange{pc: pc, req: req, ctx: ctx, awaiting: true}
+	x.stopCtx = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(expired) })
 	x.closeConn = req.Close || pc.t.DisableKeepAlives
+	pc.headRead.Store(0)
 	if req.Body != nil && req.Body != http.NoBody {
-		done := make(chan error, 1)
-		x.writeDone = done
-		go func() { done <- pc.writeRequest(req, x.closeConn) }()
+		x.sending = true
+		go x.send(x.closeConn)
 	} else if err := pc.writeRequest(req, x.closeConn); err != nil {
 		x.abandon()
-		return nil, x.failure(err, false)
-	}
-	if d := pc.t.ResponseHeaderTimeout; d > 0 {
-		x.headTimer = time.AfterFunc(d, func() {
-			x.timedOut.Store(true)
-			pc.conn.SetReadDeadline(aLongTimeAgo)
-		})
+		return nil, x.failure(err)
+	} else {
+		x.mu.Lock()
+		x.armHeadTimer()
+		x.mu.Unlock()
 	}
 	resp, err := x.readResponse()
 	if err != nil {
@@ -416,6 +476,74 @@ func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// send writes a request with a body, apart from the reader of the response.
+// closeConn is passed in rather than read from x, which the reader changes.
+//
+// When writing fails (the request body's own Read failed, the upstream
+// stopped reading or went away), no answer will follow unless one has begun
+// to arrive already; then the reader is left to take it, and otherwise its
+// wait is cut short at once.
+func (x *exchange) send(closeConn bool) {
+	err := x.pc.writeRequest(x.req, closeConn)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.sending = false
+	x.sendErr = err
+	if !x.awaiting {
+		return // answered, or given up on: the connection is the reader's
+	}
+	if err != nil && x.pc.headRead.Load() == 0 && !x.pc.pending() {
+		x.sendCut = true
+		x.pc.conn.SetReadDeadline(expired)
+		return
+	}
+	x.armHeadTimer()
+}
+
+// armHeadTimer starts ResponseHeaderTimeout, with x.mu held, once the
+// request is written.
+func (x *exchange) armHeadTimer() {
+	d := x.pc.t.ResponseHeaderTimeout
+	if d <= 0 || x.headTimer != nil {
+		return
+	}
+	x.headTimer = time.AfterFunc(d, func() {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.awaiting {
+			x.headExpiry = true
+			x.pc.conn.SetReadDeadline(expired)
+		}
+	})
+	if h := x.pc.t.headTimerArmed; h != nil {
+		h()
+	}
+}
+
+// headDone ends the wait for the head, once the final head is read: it
+// stops the header timer and reports whether the read deadline is still
+// untouched, so the body can be read. A write failure that moved the
+// deadline though an answer came anyway is undone when the request context
+// has not ended (its own move of the deadline comes after, if at all).
+func (x *exchange) headDone() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.awaiting = false
+	if x.headTimer != nil {
+		x.headTimer.Stop()
+	}
+	if x.headExpiry {
+		return ErrResponseHeaderTimeout
+	}
+	if x.sendCut {
+		x.pc.conn.SetReadDeadline(time.Time{})
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeRequest writes req, with Connection: close when closeConn.
@@ -437,65 +565,75 @@ func (pc *upConn) writeRequest(req *http.Request, closeConn bool) error {
 // writer, if any, fails and ends.
 func (x *exchange) abandon() {
 	x.stopCtx()
+	x.mu.Lock()
+	x.awaiting = false
 	if x.headTimer != nil {
 		x.headTimer.Stop()
 	}
+	x.mu.Unlock()
 	x.pc.close()
 }
 
 // failure turns an error of the exchange into the one to report: the
-// context's own when it was canceled, the timeout when it fired.
-func (x *exchange) failure(err error, gotBytes bool) error {
+// context's own when it was canceled, the header timeout when it fired, the
+// request's failure when that is what ended the wait, and a stale
+// connection when a reused one failed before any byte of an answer.
+func (x *exchange) failure(err error) error {
 	if cerr := x.ctx.Err(); cerr != nil {
 		return cerr
 	}
-	if x.timedOut.Load() {
-		return errors.New("fastpath/handlers: timeout awaiting response headers")
-	}
-	if x.pc.reused && !gotBytes {
+	x.mu.Lock()
+	expiry, cut, sendErr := x.headExpiry, x.sendCut, x.sendErr
+	x.mu.Unlock()
+	switch {
+	case expiry:
+		return ErrResponseHeaderTimeout
+	case cut:
+		return fmt.Errorf("fastpath/handlers: sending the request to the upstream: %w", sendErr)
+	case x.pc.reused && x.pc.headRead.Load() == 0:
 		return &staleConnError{err: err}
 	}
 	return err
 }
 
-// readResponse reads the response head, passing 1xx responses to the
-// request's httptrace.ClientTrace as http.Transport does, and sets up the
-// body.
+// readResponse reads response heads until the final one, handing each
+// informational (1xx) one to the request's httptrace.ClientTrace, and sets
+// up the body. All the heads of one round trip share one byte budget,
+// MaxResponseHeaderBytes, and at most maxInterim informational ones are
+// taken.
 func (x *exchange) readResponse() (*http.Response, error) {
 	pc := x.pc
-	trace := httptrace.ContextClientTrace(x.ctx)
-	n1xx := 0
-	for got := false; ; got = true {
-		head, err := pc.readHead(pc.t.maxHeaderBytes())
+	hook := httptrace.ContextClientTrace(x.ctx)
+	budget := pc.t.maxHeaderBytes()
+	for interim := 0; ; interim++ {
+		head, err := pc.readHead(budget)
 		if err != nil {
-			return nil, x.failure(err, got || len(head) > 0)
+			return nil, x.failure(err)
 		}
+		budget -= len(head)
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), x.req)
 		if err != nil {
-			return nil, fmt.Errorf("fastpath/handlers: malformed response from upstream: %w", err)
+			return nil, fmt.Errorf("fastpath/handlers: the upstream's response head does not parse: %w", err)
 		}
 		code := resp.StatusCode
 		if code == http.StatusSwitchingProtocols {
 			// Upgrades go to Fallback; a 101 here was not asked for.
 			return nil, errors.New("fastpath/handlers: upstream switched protocols unasked")
 		}
-		if code >= 100 && code <= 199 {
-			if n1xx++; n1xx > max1xxResponses {
-				return nil, errors.New("fastpath/handlers: too many 1xx informational responses")
+		if code < 100 || code > 199 {
+			if err := x.headDone(); err != nil {
+				return nil, err
 			}
-			if trace != nil && trace.Got1xxResponse != nil {
-				if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
-					return nil, err
-				}
-				n1xx = 0 // the hook's owner limits what it passes on
+			return x.withBody(resp, head)
+		}
+		if interim == maxInterim {
+			return nil, fmt.Errorf("fastpath/handlers: the upstream sent more than %d informational responses", maxInterim)
+		}
+		if hook != nil && hook.Got1xxResponse != nil {
+			if err := hook.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
 			}
-			continue
 		}
-		if x.headTimer != nil && !x.headTimer.Stop() {
-			// It fired, and the deadline may have moved: do not go on.
-			return nil, errors.New("fastpath/handlers: timeout awaiting response headers")
-		}
-		return x.withBody(resp, head)
 	}
 }
 
@@ -546,17 +684,12 @@ func (x *exchange) settle(clean bool) {
 	x.pc.close()
 }
 
-// requestWritten reports whether the whole request went out without error.
+// requestWritten reports whether the whole request went out without error
+// (an upstream may answer before it has read all of the request).
 func (x *exchange) requestWritten() bool {
-	if x.writeDone == nil {
-		return true
-	}
-	select {
-	case err := <-x.writeDone:
-		return err == nil
-	default:
-		return false // the upstream answered before it had the whole request
-	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return !x.sending && x.sendErr == nil
 }
 
 // streamBody is a chunked or close-delimited body, read by net/http's

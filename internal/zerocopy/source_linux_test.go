@@ -189,3 +189,46 @@ func TestSourceNotASocket(t *testing.T) {
 		t.Errorf("Splice() = %d for a copy, want 0", server.Splice())
 	}
 }
+
+// TestPutPipeClosesStrandedData checks that a pipe still holding bytes is
+// closed at once, not pooled and not left to the garbage collector.
+func TestPutPipeClosesStrandedData(t *testing.T) {
+	tests := []struct {
+		name       string
+		data       int
+		wantClosed bool
+	}{
+		{name: "empty: pooled", data: 0, wantClosed: false},
+		{name: "bytes stranded: closed", data: 5, wantClosed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := getPipe()
+			if p == nil {
+				t.Fatal("no pipe")
+			}
+			if tt.data > 0 {
+				if n, err := syscall.Write(p.w, make([]byte, tt.data)); n != tt.data || err != nil {
+					t.Fatalf("write to the pipe: %d, %v", n, err)
+				}
+			}
+			p.data = tt.data
+			r, w := p.r, p.w
+			putPipe(p)
+			for _, fd := range []int{r, w} {
+				_, err := fcntlGetfd(fd)
+				if closed := err == syscall.EBADF; closed != tt.wantClosed {
+					t.Errorf("descriptor %d closed: %v, want %v", fd, closed, tt.wantClosed)
+				}
+			}
+		})
+	}
+}
+
+func fcntlGetfd(fd int) (int, error) {
+	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}

@@ -35,9 +35,18 @@ const (
 
 // pipe is a kernel pipe that bytes pass through between two sockets.
 type pipe struct {
-	r, w int
-	size int // the capacity, as the kernel set it
-	data int // bytes in the pipe: nonzero only after a failed pump
+	r, w    int
+	size    int // the capacity, as the kernel set it
+	data    int // bytes in the pipe: nonzero only after a failed pump
+	cleanup runtime.Cleanup
+}
+
+// close closes the pipe's descriptors now, and stops the cleanup that would
+// otherwise close them (or whatever reused their numbers) again later.
+func (p *pipe) close() {
+	p.cleanup.Stop()
+	syscall.Close(p.r)
+	syscall.Close(p.w)
 }
 
 // pipes keeps pipes between splices; a pipe dropped by the pool is closed by
@@ -52,7 +61,7 @@ var pipes = sync.Pool{New: func() any {
 	if n, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p.w), fSetPipeSz, pipeSize); errno == 0 {
 		p.size = int(n)
 	}
-	runtime.AddCleanup(p, func(fds [2]int) {
+	p.cleanup = runtime.AddCleanup(p, func(fds [2]int) {
 		syscall.Close(fds[0])
 		syscall.Close(fds[1])
 	}, fds)
@@ -64,12 +73,14 @@ func getPipe() *pipe {
 	return p
 }
 
-// putPipe returns p to the pool, unless bytes are stranded in it.
+// putPipe returns p to the pool, or closes it when bytes are stranded in
+// it: they belong to a body that failed, and must never reach another.
 func putPipe(p *pipe) {
-	if p.data == 0 {
-		pipes.Put(p)
+	if p.data != 0 {
+		p.close()
+		return
 	}
-	// Otherwise the cleanup closes it once it is unreachable.
+	pipes.Put(p)
 }
 
 // spliceFrom moves s to the connection with splice(2). handled is false
