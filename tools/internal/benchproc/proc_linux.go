@@ -1,0 +1,148 @@
+//go:build linux
+
+package benchproc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Descendant returns the deepest single child of pid: the program that
+// taskset and strace run.
+func Descendant(pid int) (int, error) {
+	for {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil {
+			return pid, err
+		}
+		kids := strings.Fields(string(raw))
+		if len(kids) == 0 {
+			return pid, nil
+		}
+		p, err := strconv.Atoi(kids[0])
+		if err != nil {
+			return pid, err
+		}
+		pid = p
+	}
+}
+
+// ProcCPU returns a process's CPU time: the run time of its threads from
+// /proc/PID/task/*/schedstat (nanoseconds; getrusage's user plus system time
+// adds up to the same), or, where the kernel has no schedstat, user plus
+// system time from /proc/PID/stat (in clock ticks). The time of a thread
+// that exits between two readings is lost; the servers measured keep their
+// threads as long as they run.
+func ProcCPU(pid int) (time.Duration, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if errors.Is(err, fs.ErrNotExist) && t.Name() == strconv.Itoa(pid) {
+			return statCPU(pid)
+		}
+		if err != nil {
+			continue // the thread has exited
+		}
+		d, err := parseSchedstat(raw)
+		if err != nil {
+			return 0, fmt.Errorf("task %s: %w", t.Name(), err)
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// parseSchedstat reads the run time, the first field, of a schedstat file.
+func parseSchedstat(raw []byte) (time.Duration, error) {
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return 0, errors.New("empty schedstat")
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("schedstat: %w", err)
+	}
+	return time.Duration(ns), nil
+}
+
+func statCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStat(raw)
+}
+
+// parseStat reads utime plus stime, all threads, from a /proc/PID/stat line.
+func parseStat(raw []byte) (time.Duration, error) {
+	// The command name is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, errors.New("no command name in /proc stat")
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err := strconv.ParseInt(f[11], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc stat utime: %w", err)
+	}
+	st, err := strconv.ParseInt(f[12], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc stat stime: %w", err)
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks, nil
+}
+
+// CanPin reports whether the commands can run servers and clients on CPUs
+// of their own: the machine has two CPUs or more and taskset is installed.
+func CanPin() bool {
+	if runtime.NumCPU() < 2 {
+		return false
+	}
+	_, err := exec.LookPath("taskset")
+	return err == nil
+}
+
+// PinProcess binds every thread of this process to cpu; threads started
+// later inherit the binding from the thread that starts them.
+func PinProcess(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OnCPU returns the command line that runs argv bound to cpu, by taskset
+// (which execs argv, so the process keeps its pid).
+func OnCPU(cpu int, argv ...string) []string {
+	return append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
+}
