@@ -16,9 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -26,11 +23,11 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"golang.org/x/sys/unix"
 
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
 )
 
 // stacks are the servers compared, in table order; the first is the baseline.
@@ -55,12 +52,9 @@ func main() {
 		}
 		return
 	}
-	pin := runtime.NumCPU() >= 2
-	if _, err := exec.LookPath("taskset"); err != nil {
-		pin = false
-	}
+	pin := benchproc.CanPin()
 	if pin {
-		if err := pinProcess(1); err != nil {
+		if err := benchproc.PinProcess(1); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: not pinning to CPUs:", err)
 			pin = false
 		}
@@ -110,7 +104,7 @@ func run(cfg config) (*results, error) {
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "big.bin")
-	if err := writeFile(file, cfg.size); err != nil {
+	if err := benchproc.WriteFile(file, cfg.size); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()
@@ -126,16 +120,8 @@ func run(cfg config) (*results, error) {
 		return nil, err
 	}
 	// Each round starts with the next stack, so no stack always runs first.
-	rotated := func(round int) []*result {
-		n := len(res.stacks)
-		out := make([]*result, n)
-		for i := range n {
-			out[i] = res.stacks[(i+round)%n]
-		}
-		return out
-	}
 	for round := range cfg.rounds {
-		for _, r := range rotated(round) {
+		for _, r := range benchproc.Rotated(res.stacks, round) {
 			fmt.Fprintf(cfg.progress, "round %d/%d: %s\n", round+1, cfg.rounds, r.Stack)
 			m, err := measure(self, r.Stack, file, cfg, "")
 			if err != nil {
@@ -152,7 +138,7 @@ func run(cfg config) (*results, error) {
 		if res.straceOK != nil {
 			break
 		}
-		for _, r := range rotated(round) {
+		for _, r := range benchproc.Rotated(res.stacks, round) {
 			fmt.Fprintf(cfg.progress, "strace %d/%d: %s\n", round+1, cfg.straceRounds, r.Stack)
 			trace := filepath.Join(dir, "strace.out")
 			if _, err := measure(self, r.Stack, file, cfg, trace); err != nil {
@@ -169,7 +155,7 @@ func run(cfg config) (*results, error) {
 	}
 	for _, r := range res.stacks {
 		if len(r.SyscallRuns) > 0 {
-			r.Syscalls = median(r.SyscallRuns)
+			r.Syscalls = benchproc.Median(r.SyscallRuns)
 		}
 	}
 	return res, nil
@@ -180,24 +166,6 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
-}
-
-func writeFile(path string, size int64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	for n := int64(0); n < size; n += int64(len(buf)) {
-		if _, err := f.Write(buf[:min(int64(len(buf)), size-n)]); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	return f.Close()
 }
 
 // measurement is one child's run.
@@ -213,16 +181,15 @@ type measurement struct {
 func measure(self, stack, file string, cfg config, trace string) (measurement, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	args := []string{"-child", stack, "-file", file}
-	name := self
+	argv := []string{self, "-child", stack, "-file", file}
 	if cfg.pin {
 		// The server runs on CPU 0 and this process, the client, on CPU 1,
 		// so the two do not trade places mid-measurement.
-		name, args = "taskset", append([]string{"-c", "0", self}, args...)
+		argv = benchproc.OnCPU(0, argv...)
 	}
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	if trace != "" {
-		cmd = strace.Command(ctx, trace, ioSyscalls, name, args...)
+		cmd = strace.Command(ctx, trace, ioSyscalls, argv[0], argv[1:]...)
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -416,38 +383,16 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func median[T int64 | time.Duration](ds []T) T {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // cpuPerGiB returns the median CPU time per GiB served.
-func (r *result) cpuPerGiB() time.Duration { return r.perGiB(median(r.CPU)) }
-
-// perGiB scales a round's CPU time to one GiB served.
-func (r *result) perGiB(d time.Duration) time.Duration {
-	if r.Served == 0 {
-		return 0
-	}
-	return time.Duration(float64(d) * float64(1<<30) / float64(r.Served))
+func (r *result) cpuPerGiB() time.Duration {
+	return benchproc.PerGiB(benchproc.Median(r.CPU), r.Served)
 }
 
 // quartiles returns the first and third quartiles of the rounds' CPU time
 // per GiB: the spread the median comes from.
 func (r *result) quartiles() (q1, q3 time.Duration) {
-	s := slices.Clone(r.CPU)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0, 0
-	}
-	return r.perGiB(s[len(s)/4]), r.perGiB(s[(3*len(s))/4])
+	q1, q3 = benchproc.Quartiles(r.CPU)
+	return benchproc.PerGiB(q1, r.Served), benchproc.PerGiB(q3, r.Served)
 }
 
 func (res *results) write(w io.Writer) {
@@ -458,7 +403,7 @@ func (res *results) write(w io.Writer) {
 	if res.cfg.pin {
 		pinned = "server pinned to CPU 0, client to CPU 1"
 	}
-	fmt.Fprintf(w, "machine: %s, %s; %s\n\n", testutil.Machine(), runtime.Version(), pinned)
+	fmt.Fprintf(w, "%s; %s\n\n", benchproc.Machine(), pinned)
 	fmt.Fprintln(w, "| stack | server CPU per GiB (quartiles) | vs net/http | I/O syscalls | vs net/http | sendfile bytes | bytes it reported |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range res.stacks {
@@ -485,27 +430,6 @@ func (res *results) write(w io.Writer) {
 	if res.straceOK != nil {
 		fmt.Fprintf(w, "\nsystem calls not counted: %v\n", res.straceOK)
 	}
-}
-
-// pinProcess binds every thread of this process to cpu; threads started
-// later inherit the binding from the thread that starts them.
-func pinProcess(cpu int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // writeCalls prints every round's figures and the last strace run's I/O
