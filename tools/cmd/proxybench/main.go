@@ -12,15 +12,15 @@
 //
 // Each proxy runs as its own process pinned to CPU 0, with this process (the
 // client) and the upstream on CPU 1. Rounds are interleaved, each starting
-// with the next proxy; CPU time is the proxy process's user plus system time
-// (from /proc/PID/stat) over the downloads, and the median and quartiles of
-// the rounds are reported per GiB. System calls come from separate runs
-// under strace -f. A proxy whose program is missing is skipped, saying so;
-// without nginx the upstream is a Go handlers.FileServer instead.
+// with the next proxy; CPU time is the proxy process's over the downloads
+// (the run time of its threads, from /proc/PID/task/*/schedstat), and the
+// median and quartiles of the rounds are reported per GiB. System calls
+// come from separate runs under strace -f. A proxy whose program is missing
+// is skipped, saying so; without nginx the upstream is a Go
+// handlers.FileServer instead.
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -34,21 +34,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"golang.org/x/sys/unix"
 
 	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/strace"
-	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
 )
 
 // The proxies compared, in table order; ReverseProxy is the baseline.
@@ -140,16 +137,16 @@ func run(cfg config) (*results, error) {
 	if err := os.Mkdir(files, 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(files, "big.bin"), cfg.size); err != nil {
+	if err := benchproc.WriteFile(filepath.Join(files, "big.bin"), cfg.size); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{cfg: cfg, dir: dir, self: self, pin: runtime.NumCPU() >= 2 && !cfg.noPin}
+	b := &bench{cfg: cfg, dir: dir, self: self, pin: benchproc.CanPin() && !cfg.noPin}
 	if b.pin {
-		if err := pinProcess(1); err != nil {
+		if err := benchproc.PinProcess(1); err != nil {
 			fmt.Fprintln(cfg.progress, "proxybench: not pinning to CPUs:", err)
 			b.pin = false
 		}
@@ -169,15 +166,9 @@ func run(cfg config) (*results, error) {
 		}
 		res.list = append(res.list, r)
 	}
+	// Each round starts with the next proxy, so none always runs first.
 	active := func(round int) []*result {
-		var out []*result
-		for i := range res.list {
-			r := res.list[(i+round)%len(res.list)]
-			if r.skipped == "" {
-				out = append(out, r)
-			}
-		}
-		return out
+		return slices.DeleteFunc(benchproc.Rotated(res.list, round), func(r *result) bool { return r.skipped != "" })
 	}
 	for round := range cfg.rounds {
 		for _, r := range active(round) {
@@ -228,21 +219,21 @@ func available(name string) string {
 // startUpstream starts nginx serving files by sendfile, or a Go FileServer
 // when nginx is missing, on CPU 1.
 func (b *bench) startUpstream(files string) (stop func(), desc string, err error) {
-	port, err := freePort()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
 	var cmd *exec.Cmd
 	if available(pNginx) == "" {
-		conf, err := b.nginxConf("upstream", fmt.Sprintf(`server { listen 127.0.0.1:%d; root %s; location / {} }`, port, files))
+		argv, err := benchproc.NginxCommand(b.dir, "upstream", benchproc.NginxFiles(addr, files))
 		if err != nil {
 			return nil, "", err
 		}
-		cmd = exec.Command("nginx", "-p", b.dir, "-e", filepath.Join(b.dir, "upstream-error.log"), "-c", conf)
-		desc = "nginx " + nginxVersion() + " serving by sendfile"
+		cmd = exec.Command(argv[0], argv[1:]...)
+		desc = "nginx " + benchproc.NginxVersion() + " serving by sendfile"
 	} else {
 		fmt.Fprintln(b.cfg.progress, "proxybench: nginx is not installed; the upstream is a Go handlers.FileServer")
-		cmd = exec.Command(b.self, "-serve", files, "-upstream", fmt.Sprintf("127.0.0.1:%d", port))
+		cmd = exec.Command(b.self, "-serve", files, "-upstream", addr)
 		desc = "Go handlers.FileServer (nginx is not installed)"
 	}
 	cmd.Stderr = os.Stderr
@@ -250,8 +241,7 @@ func (b *bench) startUpstream(files string) (stop func(), desc string, err error
 		return nil, "", err
 	}
 	stop = func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := waitListening(addr); err != nil {
+	if err := benchproc.WaitListening(addr); err != nil {
 		stop()
 		return nil, "", fmt.Errorf("upstream: %w", err)
 	}
@@ -259,48 +249,12 @@ func (b *bench) startUpstream(files string) (stop func(), desc string, err error
 	return stop, desc, nil
 }
 
-func nginxVersion() string {
-	out, _ := exec.Command("nginx", "-v").CombinedOutput()
-	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), "nginx/")
-	return v
-}
-
-// nginxConf writes an nginx configuration running one process in the
-// foreground with its files under the bench directory.
-func (b *bench) nginxConf(name, server string) (string, error) {
-	tmp := filepath.Join(b.dir, name+"-tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return "", err
-	}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/%[2]s.pid;
-error_log %[1]s/%[2]s-error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 100000;
-	client_body_temp_path %[3]s/body;
-	proxy_temp_path %[3]s/proxy;
-	fastcgi_temp_path %[3]s/fastcgi;
-	uwsgi_temp_path %[3]s/uwsgi;
-	scgi_temp_path %[3]s/scgi;
-	%[4]s
-}
-`, b.dir, name, tmp, server)
-	path := filepath.Join(b.dir, name+".conf")
-	return path, os.WriteFile(path, []byte(conf), 0o644)
-}
-
 // proxyCommand returns the command line of a proxy listening on addr.
 func (b *bench) proxyCommand(name, addr string) ([]string, error) {
 	up := strings.TrimPrefix(b.upstream, "http://")
 	switch name {
 	case pNginx:
-		conf, err := b.nginxConf("proxy", fmt.Sprintf(`upstream origin { server %s; keepalive 16; }
+		return benchproc.NginxCommand(b.dir, "proxy", fmt.Sprintf(`upstream origin { server %s; keepalive 16; }
 	server {
 		listen %s;
 		location / {
@@ -310,10 +264,6 @@ func (b *bench) proxyCommand(name, addr string) ([]string, error) {
 			proxy_max_temp_file_size 0;
 		}
 	}`, up, addr))
-		if err != nil {
-			return nil, err
-		}
-		return []string{"nginx", "-p", b.dir, "-e", filepath.Join(b.dir, "proxy-error.log"), "-c", conf}, nil
 	case pHAProxy:
 		conf := fmt.Sprintf(`global
 	nbthread 1
@@ -348,17 +298,16 @@ backend be
 func (b *bench) measure(name, trace string) (time.Duration, int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	port, err := freePort()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return 0, 0, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	argv, err := b.proxyCommand(name, addr)
 	if err != nil {
 		return 0, 0, err
 	}
 	if b.pin {
-		argv = append([]string{"taskset", "-c", "0"}, argv...)
+		argv = benchproc.OnCPU(0, argv...)
 	}
 	var cmd *exec.Cmd
 	if trace != "" {
@@ -388,11 +337,11 @@ func (b *bench) measure(name, trace string) (time.Duration, int64, error) {
 		return cmd.Wait()
 	}
 	defer stop()
-	if err := waitListening(addr); err != nil {
+	if err := benchproc.WaitListening(addr); err != nil {
 		return 0, 0, err
 	}
 	// The measured process is the one strace started (taskset execs it).
-	if p, err := descendant(pid); err == nil {
+	if p, err := benchproc.Descendant(pid); err == nil {
 		pid = p
 	}
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
@@ -401,7 +350,7 @@ func (b *bench) measure(name, trace string) (time.Duration, int64, error) {
 	if err := download(client, "http://"+addr+"/big.bin", 0, "bytes=0-0"); err != nil {
 		return 0, 0, err
 	}
-	before, err := procCPU(pid)
+	before, err := benchproc.ProcCPU(pid)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -412,7 +361,7 @@ func (b *bench) measure(name, trace string) (time.Duration, int64, error) {
 		}
 		served += b.cfg.size
 	}
-	after, err := procCPU(pid)
+	after, err := benchproc.ProcCPU(pid)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -444,69 +393,6 @@ func download(c *http.Client, url string, want int64, rng string) error {
 		return fmt.Errorf("download: status %d, %d of %d bytes, %v", resp.StatusCode, n, want, err)
 	}
 	return nil
-}
-
-// descendant returns the deepest single child of pid: the program that
-// taskset and strace run.
-func descendant(pid int) (int, error) {
-	for {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		if err != nil {
-			return pid, err
-		}
-		kids := strings.Fields(string(raw))
-		if len(kids) == 0 {
-			return pid, nil
-		}
-		p, err := strconv.Atoi(kids[0])
-		if err != nil {
-			return pid, err
-		}
-		pid = p
-	}
-}
-
-// procCPU returns a process's user plus system time, all threads.
-func procCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(raw), ')')
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticks, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitListening waits until addr accepts connections, for at most 30 s.
-func waitListening(addr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not start listening in 30s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a process we do not control
-	}
 }
 
 // serveProxy runs a Go proxy until standard input closes. spec is
@@ -568,77 +454,16 @@ type discard struct{}
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
 
-func writeFile(path string, size int64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	buf := make([]byte, 1<<20)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	for n := int64(0); n < size; n += int64(len(buf)) {
-		if _, err := w.Write(buf[:min(int64(len(buf)), size-n)]); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+// cpuPerGiB returns the median CPU time per GiB served.
+func (r *result) cpuPerGiB() time.Duration {
+	return benchproc.PerGiB(benchproc.Median(r.cpu), r.served)
 }
 
-// pinProcess binds every thread of this process to cpu.
-func pinProcess(cpu int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func (r *result) perGiB(d time.Duration) time.Duration {
-	if r.served == 0 {
-		return 0
-	}
-	return time.Duration(float64(d) * float64(1<<30) / float64(r.served))
-}
-
-func (r *result) cpuPerGiB() time.Duration { return r.perGiB(median(r.cpu)) }
-
-func (r *result) quartiles() (time.Duration, time.Duration) {
-	s := slices.Clone(r.cpu)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0, 0
-	}
-	return r.perGiB(s[len(s)/4]), r.perGiB(s[(3*len(s))/4])
+// quartiles returns the first and third quartiles of the rounds' CPU time
+// per GiB.
+func (r *result) quartiles() (q1, q3 time.Duration) {
+	q1, q3 = benchproc.Quartiles(r.cpu)
+	return benchproc.PerGiB(q1, r.served), benchproc.PerGiB(q3, r.served)
 }
 
 func (res *results) find(name string) *result {
@@ -659,7 +484,7 @@ func (res *results) write(w io.Writer) {
 	if res.pinned {
 		pinned = "proxy pinned to CPU 0, client and upstream to CPU 1"
 	}
-	fmt.Fprintf(w, "machine: %s, %s; %s\n\n", testutil.Machine(), runtime.Version(), pinned)
+	fmt.Fprintf(w, "%s; %s\n\n", benchproc.Machine(), pinned)
 	fmt.Fprintln(w, "| proxy | CPU per GiB (quartiles) | vs ReverseProxy | vs HAProxy | read/write calls | vs ReverseProxy | splice calls (bytes) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	base, hap := res.find(pReverseProxy), res.find(pHAProxy)
