@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -18,19 +17,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
 )
 
 // The servers compared, in table order; net/http is the baseline.
@@ -339,12 +336,9 @@ func run(cfg config) (*results, error) {
 	if b.self, err = os.Executable(); err != nil {
 		return nil, err
 	}
-	b.pin = runtime.NumCPU() >= 2
-	if _, err := exec.LookPath("taskset"); err != nil {
-		b.pin = false
-	}
+	b.pin = benchproc.CanPin()
 	if b.pin {
-		if err := pinProcess(1); err != nil {
+		if err := benchproc.PinProcess(1); err != nil {
 			fmt.Fprintln(cfg.progress, "rangebench: not pinning to CPUs:", err)
 			b.pin = false
 		}
@@ -355,7 +349,7 @@ func run(cfg config) (*results, error) {
 		skip[sNginx] = "nginx is not installed (.ci/install-tools bench installs it)"
 		fmt.Fprintln(cfg.progress, "rangebench: skipping nginx:", skip[sNginx])
 	} else {
-		res.nginx = nginxVersion()
+		res.nginx = benchproc.NginxVersion()
 	}
 	for _, c := range cfg.cases {
 		if _, err := evenRanges(cfg.size, c.ranges, c.partSize); err != nil {
@@ -369,13 +363,7 @@ func run(cfg config) (*results, error) {
 	}
 	// Each round starts with the next server, so none always runs first.
 	active := func(cr *caseResult, round int) []*result {
-		var out []*result
-		for i := range cr.rows {
-			if r := cr.rows[(i+round)%len(cr.rows)]; r.skipped == "" {
-				out = append(out, r)
-			}
-		}
-		return out
+		return slices.DeleteFunc(benchproc.Rotated(cr.rows, round), func(r *result) bool { return r.skipped != "" })
 	}
 	for round := range cfg.rounds {
 		for _, cr := range res.cases {
@@ -451,43 +439,6 @@ func subtract(a, b strace.Summary) strace.Summary {
 	return out
 }
 
-func nginxVersion() string {
-	out, _ := exec.Command("nginx", "-v").CombinedOutput()
-	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), "nginx/")
-	return v
-}
-
-// nginxConf writes the configuration of an nginx serving root on addr: one
-// process in the foreground, files by sendfile, no access log, and no
-// max_ranges (so no limit on the number of ranges).
-func (b *bench) nginxConf(addr, root string) (string, error) {
-	tmp := filepath.Join(b.dir, "nginx-tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return "", err
-	}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 100000;
-	client_body_temp_path %[2]s/body;
-	proxy_temp_path %[2]s/proxy;
-	fastcgi_temp_path %[2]s/fastcgi;
-	uwsgi_temp_path %[2]s/uwsgi;
-	scgi_temp_path %[2]s/scgi;
-	server { listen %[3]s; root %[4]s; location / {} }
-}
-`, b.dir, tmp, addr, root)
-	path := filepath.Join(b.dir, "nginx.conf")
-	return path, os.WriteFile(path, []byte(conf), 0o644)
-}
-
 // measure starts a server (under strace when trace is set), sends it a
 // one-byte warm-up request and then requests requests for the ranges of c,
 // verifying every response, and returns the server process's CPU time over
@@ -499,25 +450,25 @@ func (b *bench) measure(stack string, c rangeCase, requests int, trace string) (
 	if err != nil {
 		return 0, err
 	}
-	port, err := freePort()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var argv []string
 	if stack == sNginx {
-		conf, err := b.nginxConf(addr, filepath.Dir(b.file))
+		// nginx serves by sendfile, with no max_ranges: no limit on the
+		// number of ranges.
+		argv, err = benchproc.NginxCommand(b.dir, "nginx", benchproc.NginxFiles(addr, filepath.Dir(b.file)))
 		if err != nil {
 			return 0, err
 		}
-		argv = []string{"nginx", "-p", b.dir, "-e", filepath.Join(b.dir, "nginx-error.log"), "-c", conf}
 	} else {
 		argv = []string{b.self, "-child", stack, "-file", b.file, "-listen", addr}
 	}
 	if b.pin {
 		// The server runs on CPU 0 and this process, the client, on CPU 1,
 		// so the two do not trade places mid-measurement.
-		argv = append([]string{"taskset", "-c", "0"}, argv...)
+		argv = benchproc.OnCPU(0, argv...)
 	}
 	var cmd *exec.Cmd
 	if trace != "" {
@@ -553,12 +504,12 @@ func (b *bench) measure(stack string, c rangeCase, requests int, trace string) (
 		return err
 	}
 	defer stop()
-	if err := waitListening(addr); err != nil {
+	if err := benchproc.WaitListening(addr); err != nil {
 		return 0, err
 	}
 	if trace != "" {
 		// The server is the process strace started (taskset execs it).
-		if pid, err = descendant(pid); err != nil {
+		if pid, err = benchproc.Descendant(pid); err != nil {
 			return 0, err
 		}
 	}
@@ -568,7 +519,7 @@ func (b *bench) measure(stack string, c rangeCase, requests int, trace string) (
 	if err := b.warmUp(client, "http://"+addr+"/"+fileName); err != nil {
 		return 0, err
 	}
-	before, err := procCPU(pid)
+	before, err := benchproc.ProcCPU(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -578,7 +529,7 @@ func (b *bench) measure(stack string, c rangeCase, requests int, trace string) (
 			return 0, err
 		}
 	}
-	after, err := procCPU(pid)
+	after, err := benchproc.ProcCPU(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -627,100 +578,6 @@ func (b *bench) get(client *http.Client, url, header string, ranges []byteRange)
 	return nil
 }
 
-// descendant returns the deepest single child of pid: the program that
-// taskset and strace run.
-func descendant(pid int) (int, error) {
-	for {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		if err != nil {
-			return pid, err
-		}
-		kids := strings.Fields(string(raw))
-		if len(kids) == 0 {
-			return pid, nil
-		}
-		p, err := strconv.Atoi(kids[0])
-		if err != nil {
-			return pid, err
-		}
-		pid = p
-	}
-}
-
-// procCPU returns a process's CPU time: the run time of its threads from
-// /proc/PID/task/*/schedstat (nanoseconds; getrusage's user plus system time
-// adds up to the same), or, where the kernel has no schedstat, user plus
-// system time from /proc/PID/stat (in clock ticks). The servers' threads
-// live as long as the process, so none is lost between two readings.
-func procCPU(pid int) (time.Duration, error) {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, t := range tasks {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
-		if errors.Is(err, fs.ErrNotExist) && t.Name() == strconv.Itoa(pid) {
-			return statCPU(pid)
-		}
-		if err != nil {
-			continue // the thread has exited
-		}
-		f := strings.Fields(string(raw))
-		if len(f) == 0 {
-			return 0, fmt.Errorf("empty schedstat of task %s", t.Name())
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		total += ns
-	}
-	return time.Duration(total), nil
-}
-
-func statCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(raw, ')')
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticks, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitListening waits until addr accepts connections, for at most 30 s.
-func waitListening(addr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not start listening in 30s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a process we do not control
-	}
-}
-
 // serve runs a Go server for stack on addr until standard input closes.
 func serve(stack, file, addr string) error {
 	ln, err := net.Listen("tcp", addr)
@@ -764,56 +621,9 @@ func serve(stack, file, addr string) error {
 	return srv.Shutdown(ctx)
 }
 
-// pinProcess binds every thread of this process to cpu; threads started
-// later inherit the binding from the thread that starts them.
-func pinProcess(cpu int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // perGiB scales a round's CPU time to one GiB of part bodies.
 func perGiB(d time.Duration, c rangeCase) time.Duration {
-	served := c.partBytes() * int64(c.requests)
-	if served == 0 {
-		return 0
-	}
-	return time.Duration(float64(d) * float64(1<<30) / float64(served))
-}
-
-// quartiles returns the first and third quartiles of ds.
-func quartiles(ds []time.Duration) (q1, q3 time.Duration) {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0, 0
-	}
-	return s[len(s)/4], s[(3*len(s))/4]
+	return benchproc.PerGiB(d, c.partBytes()*int64(c.requests))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)) }
@@ -859,7 +669,7 @@ func (res *results) write(w io.Writer) {
 	if res.nginx != "" {
 		ng = "nginx " + res.nginx + " (sendfile on)"
 	}
-	fmt.Fprintf(w, "machine: %s, %s, %s; %s\n\n", testutil.Machine(), runtime.Version(), ng, pinned)
+	fmt.Fprintf(w, "%s; %s\n\n", benchproc.Machine(ng), pinned)
 	res.writeTable(w)
 	if res.straceErr != nil {
 		fmt.Fprintf(w, "\nsystem calls not counted: %v\n", res.straceErr)
@@ -906,11 +716,11 @@ func (res *results) writeTable(w io.Writer) {
 					cells = append(cells, "not traced")
 				}
 			}
-			cpu := perGiB(median(r.cpu), cr.c)
-			q1, q3 := quartiles(r.cpu)
+			cpu := perGiB(benchproc.Median(r.cpu), cr.c)
+			q1, q3 := benchproc.Quartiles(r.cpu)
 			vs := "-"
 			if base != nil {
-				vs = ratio(float64(cpu), float64(perGiB(median(base.cpu), cr.c)))
+				vs = ratio(float64(cpu), float64(perGiB(benchproc.Median(base.cpu), cr.c)))
 			}
 			cells = append(cells, fmt.Sprintf("%s (%s-%s)", ms(cpu), ms(perGiB(q1, cr.c)), ms(perGiB(q3, cr.c))), vs)
 			fmt.Fprintf(w, "| %s | %s | %s |\n", cr.c, r.stack, strings.Join(cells, " | "))
