@@ -25,9 +25,10 @@
 // stack, so a machine that slows down mid-run slows all of them. The table
 // shows each stack's median req/s and the median, over the rounds, of its
 // ratio to the bare http.FileServer of the same round; then the same for the
-// server's CPU time (user plus system, from /proc) per request wrk counted.
-// On a machine busy with other work, req/s measures the share of CPU 0 each
-// server got as much as its cost; CPU per request is the steadier figure.
+// server's CPU time (the run time of its threads, from /proc) per request
+// wrk counted. On a machine busy with other work, req/s measures the share
+// of CPU 0 each server got as much as its cost; CPU per request is the
+// steadier figure.
 //
 // It builds on Linux only: it pins processes to CPUs. Without wrk it cannot
 // measure and says so (.ci/install-tools bench installs it); without nginx

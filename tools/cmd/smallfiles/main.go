@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +27,8 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fastpath-go/fastpath/handlers"
-	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
 )
 
 // The stacks, in table order; sBare is the baseline.
@@ -123,7 +122,7 @@ func run(cfg config) (*results, error) {
 		return nil, errors.New("wrk is not installed (.ci/install-tools bench installs it); nothing to measure with")
 	}
 	res := &results{cfg: cfg, started: time.Now().UTC(), load: [2]string{loadAvg(), ""}}
-	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+	if benchproc.CanPin() {
 		cfg.pin = true
 	} else {
 		res.notes = append(res.notes, "not pinned: taskset is missing or there is only one CPU")
@@ -138,11 +137,7 @@ func run(cfg config) (*results, error) {
 	if err := os.Mkdir(files, 0o755); err != nil {
 		return nil, err
 	}
-	body := make([]byte, cfg.size)
-	for i := range body {
-		body[i] = byte(i * 7)
-	}
-	if err := os.WriteFile(filepath.Join(files, fileName), body, 0o644); err != nil {
+	if err := benchproc.WriteFile(filepath.Join(files, fileName), int64(cfg.size)); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()
@@ -179,10 +174,9 @@ func run(cfg config) (*results, error) {
 	for round := range cfg.rounds {
 		rates, cpus := map[string]float64{}, map[string]float64{}
 		// Each round starts with the next stack, so no stack always runs first.
-		for i := range live {
-			r := live[(i+round)%len(live)]
+		for _, r := range benchproc.Rotated(live, round) {
 			fmt.Fprintf(cfg.progress, "round %d/%d: %s\n", round+1, cfg.rounds, r.Stack)
-			before, err := procCPU(r.pid)
+			before, err := benchproc.ProcCPU(r.pid)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", r.Stack, err)
 			}
@@ -190,7 +184,7 @@ func run(cfg config) (*results, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", r.Stack, err)
 			}
-			after, err := procCPU(r.pid)
+			after, err := benchproc.ProcCPU(r.pid)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", r.Stack, err)
 			}
@@ -216,11 +210,10 @@ func run(cfg config) (*results, error) {
 
 // start starts r's server, or sets r.Skipped.
 func start(r *result, cfg config, self, dir, files string) error {
-	port, err := freePort()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	r.URL = "http://" + addr + "/" + fileName
 	var argv []string
 	var stdout io.Writer = os.Stderr
@@ -231,12 +224,11 @@ func start(r *result, cfg config, self, dir, files string) error {
 			r.Skipped = "nginx is not installed (.ci/install-tools bench installs nginx-light)"
 			return nil
 		}
-		conf, err := nginxConf(dir, addr, files)
+		argv, err = benchproc.NginxCommand(dir, "nginx", benchproc.NginxFiles(addr, files))
 		if err != nil {
 			return err
 		}
-		argv = []string{"nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", conf}
-		r.Desc = "nginx " + nginxVersion() + " (1 worker, sendfile on, access_log off)"
+		r.Desc = "nginx " + benchproc.NginxVersion() + " (1 worker, sendfile on, access_log off)"
 	case sShipped:
 		bin := filepath.Join(dir, "fileserver")
 		build := exec.Command("go", "build", "-o", bin, "./examples/fileserver")
@@ -260,7 +252,7 @@ func start(r *result, cfg config, self, dir, files string) error {
 		argv = []string{self, "-child", r.Stack, "-dir", files, "-addr", addr}
 	}
 	if cfg.pin {
-		argv = append([]string{"taskset", "-c", "0"}, argv...)
+		argv = benchproc.OnCPU(0, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
@@ -278,7 +270,7 @@ func start(r *result, cfg config, self, dir, files string) error {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}
-	if err := waitListening(addr); err != nil {
+	if err := benchproc.WaitListening(addr); err != nil {
 		r.stop()
 		r.stop = nil
 		return err
@@ -293,42 +285,6 @@ func (res *results) stopAll() {
 			r.stop = nil
 		}
 	}
-}
-
-func nginxVersion() string {
-	out, _ := exec.Command("nginx", "-v").CombinedOutput()
-	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), "nginx/")
-	return v
-}
-
-// nginxConf writes an nginx configuration serving files on addr: one
-// process in the foreground, sendfile on, no access log.
-func nginxConf(dir, addr, files string) (string, error) {
-	tmp := filepath.Join(dir, "nginx-tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return "", err
-	}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 1000000;
-	client_body_temp_path %[2]s/body;
-	proxy_temp_path %[2]s/proxy;
-	fastcgi_temp_path %[2]s/fastcgi;
-	uwsgi_temp_path %[2]s/uwsgi;
-	scgi_temp_path %[2]s/scgi;
-	server { listen %[3]s; root %[4]s; location / {} }
-}
-`, dir, tmp, addr, files)
-	path := filepath.Join(dir, "nginx.conf")
-	return path, os.WriteFile(path, []byte(conf), 0o644)
 }
 
 // check fetches url once and wants the file.
@@ -357,7 +313,7 @@ type wrkResult struct {
 func runWrk(cfg config, url string, d time.Duration) (wrkResult, error) {
 	argv := []string{"wrk", "-t1", fmt.Sprintf("-c%d", cfg.conns), fmt.Sprintf("-d%ds", int(d.Round(time.Second)/time.Second)), url}
 	if cfg.pin {
-		argv = append([]string{"taskset", "-c", "1"}, argv...)
+		argv = benchproc.OnCPU(1, argv...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
 	defer cancel()
@@ -405,18 +361,6 @@ func parseWrk(out []byte) (wrkResult, error) {
 	return w, nil
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (res *results) write(w io.Writer) {
 	cfg := res.cfg
 	pinned := "servers and wrk not pinned"
@@ -425,7 +369,7 @@ func (res *results) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "GET of a %d-byte file, wrk -t1 -c%d -d%v per stack per round, median of %d interleaved rounds; started %s\n",
 		cfg.size, cfg.conns, cfg.duration, cfg.rounds, res.started.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "machine: %s, %s; %s; load average at start %s, at end %s\n\n", testutil.Machine(), runtime.Version(), pinned, res.load[0], res.load[1])
+	fmt.Fprintf(w, "%s; %s; load average at start %s, at end %s\n\n", benchproc.Machine(), pinned, res.load[0], res.load[1])
 	writeTable(w, res.stacks)
 	for _, r := range res.stacks {
 		if r.Skipped != "" {
@@ -450,7 +394,7 @@ func writeTable(w io.Writer, rs []*result) {
 		if r.Skipped != "" {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2fx | %.0f µs | %.2fx |\n", r.Desc, thousands(median(r.Rates)), median(r.Ratios), median(r.CPU), median(r.CPURat))
+		fmt.Fprintf(w, "| %s | %s | %.2fx | %.0f µs | %.2fx |\n", r.Desc, thousands(benchproc.Median(r.Rates)), benchproc.Median(r.Ratios), benchproc.Median(r.CPU), benchproc.Median(r.CPURat))
 	}
 }
 
@@ -487,49 +431,6 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// procCPU returns a process's user plus system time, all threads.
-func procCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(raw), ')')
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticks, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitListening waits until addr accepts connections, for at most 30 s.
-func waitListening(addr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not start listening in 30s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a process we do not control
-	}
 }
 
 // serve runs one Go stack on addr until SIGTERM.
