@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/internal/testutil"
@@ -116,7 +115,7 @@ func run(cfg config) (*results, error) {
 		res.stacks = append(res.stacks, &result{Stack: s, Syscalls: -1})
 	}
 	// Warm the page cache so every stack reads the file from memory.
-	if _, err := io.Copy(io.Discard, must(os.Open(file))); err != nil {
+	if err := benchproc.Warm(file); err != nil {
 		return nil, err
 	}
 	// Each round starts with the next stack, so no stack always runs first.
@@ -159,13 +158,6 @@ func run(cfg config) (*results, error) {
 		}
 	}
 	return res, nil
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 // measurement is one child's run.
@@ -264,20 +256,7 @@ func serve(stack, file string) error {
 		reported func() int64
 		done     = make(chan struct{}, 1024)
 	)
-	files := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := os.Open(file)
-		if err != nil {
-			http.Error(w, "open failed", http.StatusInternalServerError)
-			return
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			http.Error(w, "stat failed", http.StatusInternalServerError)
-			return
-		}
-		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
-	})
+	files := benchproc.ServeFile(file)
 	var h http.Handler
 	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -297,13 +276,13 @@ func serve(stack, file string) error {
 		})
 		reported = func() int64 { return total }
 	case "otelhttp":
-		mp, reader, tp := providers()
+		mp, reader, tp := benchproc.Providers()
 		defer mp.Shutdown(context.Background())
 		defer tp.Shutdown(context.Background())
 		h = otelhttp.NewHandler(files, "server", otelhttp.WithMeterProvider(mp), otelhttp.WithTracerProvider(tp))
 		reported = func() int64 { return responseBytes(reader) }
 	case "fastpath":
-		mp, reader, tp := providers()
+		mp, reader, tp := benchproc.Providers()
 		defer mp.Shutdown(context.Background())
 		defer tp.Shutdown(context.Background())
 		logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -343,20 +322,6 @@ func serve(stack, file string) error {
 	control.Shutdown(ctx)
 	return srv.Shutdown(ctx)
 }
-
-// providers returns SDK providers as a service runs them: every span sampled
-// and exported (to nowhere), metrics aggregated in memory.
-func providers() (*sdkmetric.MeterProvider, *sdkmetric.ManualReader, *sdktrace.TracerProvider) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSyncer(discard{}))
-	return mp, reader, tp
-}
-
-type discard struct{}
-
-func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                             { return nil }
 
 // responseBytes sums http.server.response.body.size over every data point.
 func responseBytes(reader *sdkmetric.ManualReader) int64 {

@@ -39,9 +39,6 @@ import (
 	"syscall"
 	"time"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
 	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/middleware"
@@ -413,8 +410,7 @@ func serveProxy(name, spec string) error {
 	case pReverseProxy:
 		h = &httputil.ReverseProxy{Rewrite: rewrite}
 	case pFastpath:
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSyncer(discard{}))
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		mp, _, tp := benchproc.Providers()
 		defer tp.Shutdown(context.Background())
 		defer mp.Shutdown(context.Background())
 		tr := &handlers.ProxyTransport{MaxIdleConnsPerHost: 16}
@@ -448,11 +444,6 @@ func serveFiles(dir string) error {
 	}
 	return (&http.Server{Handler: handlers.FileServer(root), ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 }
-
-type discard struct{}
-
-func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                             { return nil }
 
 // cpuPerGiB returns the median CPU time per GiB served.
 func (r *result) cpuPerGiB() time.Duration {

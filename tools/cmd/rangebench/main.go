@@ -330,7 +330,7 @@ func run(cfg config) (*results, error) {
 		return nil, err
 	}
 	// Warm the page cache, so every server reads the file from memory.
-	if err := warm(b.file); err != nil {
+	if err := benchproc.Warm(b.file); err != nil {
 		return nil, err
 	}
 	if b.self, err = os.Executable(); err != nil {
@@ -402,16 +402,6 @@ func run(cfg config) (*results, error) {
 }
 
 func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
-
-func warm(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(io.Discard, f)
-	return err
-}
 
 // traced runs a server under strace for requests requests of c and returns
 // what the trace counted.
@@ -588,20 +578,7 @@ func serve(stack, file, addr string) error {
 	switch stack {
 	case sNetHTTP:
 		// As tools/cmd/bench serves net/http: open the file, ServeContent.
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f, err := os.Open(file)
-			if err != nil {
-				http.Error(w, "open failed", http.StatusInternalServerError)
-				return
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				http.Error(w, "stat failed", http.StatusInternalServerError)
-				return
-			}
-			http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
-		})
+		h = benchproc.ServeFile(file)
 	case sFastpath:
 		root, err := os.OpenRoot(filepath.Dir(file))
 		if err != nil {
