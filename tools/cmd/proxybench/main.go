@@ -125,15 +125,11 @@ type bench struct {
 
 func run(cfg config) (*results, error) {
 	start := time.Now()
-	dir, err := os.MkdirTemp("", "fastpath-proxybench")
+	dir, files, err := benchproc.WorkDir("proxybench")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	files := filepath.Join(dir, "files")
-	if err := os.Mkdir(files, 0o755); err != nil {
-		return nil, err
-	}
 	if err := benchproc.WriteFile(filepath.Join(files, "big.bin"), cfg.size); err != nil {
 		return nil, err
 	}

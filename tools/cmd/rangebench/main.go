@@ -316,15 +316,11 @@ type bench struct {
 
 func run(cfg config) (*results, error) {
 	start := time.Now()
-	dir, err := os.MkdirTemp("", "fastpath-rangebench")
+	dir, files, err := benchproc.WorkDir("rangebench")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	files := filepath.Join(dir, "files")
-	if err := os.Mkdir(files, 0o755); err != nil {
-		return nil, err
-	}
 	b := &bench{cfg: cfg, dir: dir, file: filepath.Join(files, fileName), content: testutil.RandomBytes(int(cfg.size))}
 	if err := os.WriteFile(b.file, b.content, 0o644); err != nil {
 		return nil, err

@@ -128,15 +128,11 @@ func run(cfg config) (*results, error) {
 		res.notes = append(res.notes, "not pinned: taskset is missing or there is only one CPU")
 	}
 	res.cfg = cfg
-	dir, err := os.MkdirTemp("", "fastpath-smallfiles")
+	dir, files, err := benchproc.WorkDir("smallfiles")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	files := filepath.Join(dir, "files")
-	if err := os.Mkdir(files, 0o755); err != nil {
-		return nil, err
-	}
 	if err := benchproc.WriteFile(filepath.Join(files, fileName), int64(cfg.size)); err != nil {
 		return nil, err
 	}

@@ -95,3 +95,17 @@ func TestNginxVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkDir(t *testing.T) {
+	dir, files, err := WorkDir("benchproc-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if !strings.HasPrefix(filepath.Base(dir), "fastpath-benchproc-test") || files != filepath.Join(dir, "files") {
+		t.Errorf("WorkDir = %s, %s", dir, files)
+	}
+	if entries, err := os.ReadDir(files); err != nil || len(entries) != 0 {
+		t.Errorf("files holds %v, %v; want an empty directory", entries, err)
+	}
+}

@@ -2,6 +2,7 @@ package benchproc
 
 import (
 	"os"
+	"path/filepath"
 )
 
 // WriteFile creates path holding size bytes, byte n being byte(n*7): a file
@@ -22,4 +23,21 @@ func WriteFile(path string, size int64) error {
 		}
 	}
 	return f.Close()
+}
+
+// WorkDir makes a temporary directory for one run, named after the command,
+// holding an empty directory files for what the servers serve, apart from
+// the configurations, logs and traces written to dir. The caller removes
+// dir when done.
+func WorkDir(command string) (dir, files string, err error) {
+	dir, err = os.MkdirTemp("", "fastpath-"+command)
+	if err != nil {
+		return "", "", err
+	}
+	files = filepath.Join(dir, "files")
+	if err := os.Mkdir(files, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, files, nil
 }
