@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -195,6 +196,36 @@ func rawUpstream(t *testing.T, serve func(i int, c net.Conn, br *bufio.Reader)) 
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+// okStep is what okUpstream's special function did with a request.
+type okStep int
+
+const (
+	okDefault  okStep = iota // nothing: the request gets the usual answer
+	okAnswered               // it answered the request itself
+	okHangUp                 // the connection ends, answering nothing more
+)
+
+// okUpstream is a rawUpstream that reads the requests on each connection
+// one after another and answers each with the 4-byte body "ok I", I the
+// number of the connection from 0, but first asks special, with n the
+// number of the request on its connection from 0, whether to.
+func okUpstream(t *testing.T, special func(i, n int, c net.Conn) okStep) string {
+	t.Helper()
+	return rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+		for n := 0; ; n++ {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			switch special(i, n, c) {
+			case okHangUp:
+				return
+			case okDefault:
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
+			}
+		}
+	})
 }
 
 // readRequest reads one request and its body from br.

@@ -254,23 +254,18 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
-				for n := 0; ; n++ {
-					if _, err := readRequest(br); err != nil {
-						return
-					}
-					if i == 0 && n == 0 {
-						c.Write([]byte(tt.first))
-						if tt.closeAfter {
-							if tt.reset {
-								c.(*net.TCPConn).SetLinger(0)
-							}
-							return
-						}
-						continue
-					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
+			upstream := okUpstream(t, func(i, n int, c net.Conn) okStep {
+				if i != 0 || n != 0 {
+					return okDefault
 				}
+				c.Write([]byte(tt.first))
+				if !tt.closeAfter {
+					return okAnswered
+				}
+				if tt.reset {
+					c.(*net.TCPConn).SetLinger(0)
+				}
+				return okHangUp
 			})
 			e := newProxyEnv(t, upstream, proxyOpts{tr: &ProxyTransport{MaxIdleConnsPerHost: 4, MaxResponseHeaderBytes: 64 << 10}})
 			resp, got, err := get(t, e, "/x")
@@ -588,18 +583,14 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 
 func TestReverseProxyIdleConnClosedByUpstream(t *testing.T) {
 	closed := make(chan struct{})
-	upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
-		for n := 0; ; n++ {
-			if _, err := readRequest(br); err != nil {
-				return
-			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
-			if i == 0 {
-				c.Close()
-				close(closed)
-				return
-			}
+	upstream := okUpstream(t, func(i, n int, c net.Conn) okStep {
+		if i != 0 {
+			return okDefault
 		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok 0")
+		c.Close()
+		close(closed)
+		return okHangUp
 	})
 	e := newProxyEnv(t, upstream, proxyOpts{})
 	if _, body, err := get(t, e, "/"); err != nil || string(body) != "ok 0" {
@@ -628,16 +619,11 @@ func TestReverseProxyRetriesStaleConn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
-				for n := 0; ; n++ {
-					if _, err := readRequest(br); err != nil {
-						return
-					}
-					if i == 0 && n == 1 {
-						return // the idle connection dies as it is reused
-					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
+			upstream := okUpstream(t, func(i, n int, c net.Conn) okStep {
+				if i == 0 && n == 1 {
+					return okHangUp // the idle connection dies as it is reused
 				}
+				return okDefault
 			})
 			e := newProxyEnv(t, upstream, proxyOpts{})
 			get(t, e, "/")

@@ -249,17 +249,12 @@ func TestProxyTransportNoPeekNoReuse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
-				for n := 0; ; n++ {
-					if _, err := readRequest(br); err != nil {
-						return
-					}
-					if i == 0 && n == 0 {
-						io.WriteString(c, tt.first)
-						continue
-					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok %d", i)
+			upstream := okUpstream(t, func(i, n int, c net.Conn) okStep {
+				if i == 0 && n == 0 {
+					io.WriteString(c, tt.first)
+					return okAnswered
 				}
+				return okDefault
 			})
 			tr := &ProxyTransport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
