@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/otel/attribute"
@@ -105,7 +108,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 		attrs = append(attrs, slog.Duration(keyTTFB, d))
 	}
 	attrs = append(attrs, slog.String(keyClientAddress, o.cfg.clientAddress(r)))
-	if ua := r.UserAgent(); ua != "" {
+	if ua := userAgent(r); ua != "" {
 		attrs = append(attrs, slog.String(keyUserAgent, ua))
 	}
 	if v := protocolVersion(r); v != "" {
@@ -126,8 +129,14 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if id := chimw.GetReqID(ctx); id != "" {
 		attrs = append(attrs, slog.String(keyRequestID, id))
 	}
-	ctx = spanContext(ctx, rec) // Tracing may run inside this Logger
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	// The span in the context, or the one Tracing started inside this
+	// Logger (as spanContext does, with one context lookup instead of two).
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() && rec.span.IsValid() {
+		sc = rec.span
+		ctx = trace.ContextWithSpanContext(ctx, sc)
+	}
+	if sc.IsValid() {
 		traceID, spanID := hexIDs(sc)
 		attrs = append(attrs, slog.String(keyTraceID, traceID), slog.String(keySpanID, spanID))
 	}
@@ -151,7 +160,33 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if o.cfg.attrs != nil {
 		attrs = appendExtra(attrs, o.cfg.attrs(r))
 	}
-	l.LogAttrs(ctx, level, logMessage, attrs...)
+	// What l.LogAttrs does, without checking Enabled a second time or
+	// unwinding the stack for the caller's pc: that is always the same, the
+	// call site below.
+	r2 := slog.NewRecord(time.Now(), level, logMessage, callerPC())
+	r2.AddAttrs(attrs...)
+	_ = l.Handler().Handle(ctx, r2)
+}
+
+// logPC is the pc slog.Logger.LogAttrs would give Logger's records: the call
+// site in (*logger).end. 0 until the first record.
+var logPC atomic.Uintptr
+
+// callerPC returns the pc of its caller's call site, found once: it must
+// have the one caller, (*logger).end. A pc is the same for every call from
+// one site, and the stack walk runtime.Callers makes is a good part of what
+// a record costs beyond the handler's own work.
+//
+//go:noinline
+func callerPC() uintptr {
+	if pc := logPC.Load(); pc != 0 {
+		return pc
+	}
+	var pcs [1]uintptr
+	// skip [runtime.Callers, callerPC]
+	runtime.Callers(2, pcs[:])
+	logPC.Store(pcs[0])
+	return pcs[0]
 }
 
 // appendExtra appends the WithAttributes attributes to a record's, leaving
@@ -198,4 +233,13 @@ func hexIDs(sc trace.SpanContext) (traceID, spanID string) {
 	hex.Encode(b[2*len(tid):], sid[:])
 	s := string(b[:])
 	return s[:2*len(tid)], s[2*len(tid):]
+}
+
+// userAgent is r.UserAgent(): the first User-Agent value, looked up by its
+// canonical key directly rather than canonicalising the name each time.
+func userAgent(r *http.Request) string {
+	if v := r.Header["User-Agent"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
