@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 )
 
@@ -177,10 +178,10 @@ func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, e
 	if err != nil {
 		return Report{}, fmt.Errorf("integration: request: %w", err)
 	}
-	body := &countingReader{r: resp.Body}
+	body := &testutil.CountingReader{R: resp.Body}
 	minSendfile, err := readBody(body, resp.Header.Get("Content-Type"))
 	resp.Body.Close()
-	rep := Report{Status: resp.StatusCode, Proto: resp.Proto, TLS: resp.TLS != nil, BodyBytes: body.n, Header: resp.Header, MinSendfileBytes: minSendfile}
+	rep := Report{Status: resp.StatusCode, Proto: resp.Proto, TLS: resp.TLS != nil, BodyBytes: body.N, Header: resp.Header, MinSendfileBytes: minSendfile}
 	if err != nil {
 		return rep, fmt.Errorf("integration: reading the body: %w", err)
 	}
@@ -205,13 +206,13 @@ func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, e
 // readBody reads a whole response body and returns its MinSendfileBytes.
 // A multipart/byteranges body is read part by part, to tell the parts'
 // bytes from the framing.
-func readBody(body *countingReader, contentType string) (int64, error) {
+func readBody(body *testutil.CountingReader, contentType string) (int64, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "multipart/byteranges" || params["boundary"] == "" {
 		if _, err := io.Copy(io.Discard, body); err != nil {
 			return 0, err
 		}
-		return body.n - sniffLen, nil
+		return body.N - sniffLen, nil
 	}
 	// net/http copies up to 512 bytes of a ReadFrom source with write(2)
 	// while the response header is unwritten, and writes the header once
@@ -241,18 +242,6 @@ func readBody(body *countingReader, contentType string) (int64, error) {
 		return 0, err
 	}
 	return payload - written, nil
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // AssertZeroCopy is CheckZeroCopy for tests: it fails t with the reason when

@@ -1,6 +1,6 @@
 // Package testutil holds small pieces the project's tests and measuring
 // commands share: a buffer a server may write while a test reads it, test
-// files of random bytes, the naive byte-counting ResponseWriter, and a
+// files of random bytes, the naive byte-counting ResponseWriter, a counting reader, and a
 // description of the machine.
 package testutil
 
@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -53,6 +54,19 @@ type CountingWriter struct {
 func (w *CountingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.N += int64(n)
+	return n, err
+}
+
+// CountingReader counts the bytes read through it.
+type CountingReader struct {
+	R io.Reader
+	N int64 // bytes read
+}
+
+// Read reads from R and counts the bytes read.
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
 	return n, err
 }
 

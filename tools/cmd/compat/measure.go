@@ -22,6 +22,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -293,7 +294,7 @@ func fetch(ctx context.Context, addr string, rw *row, k kind, f *testFile) (resp
 		}
 		want = f.data[start : end+1]
 	}
-	counted := &countingReader{r: resp.Body}
+	counted := &testutil.CountingReader{R: resp.Body}
 	var body io.Reader = counted
 	switch out.ContentEncoding {
 	case "":
@@ -313,7 +314,7 @@ func fetch(ctx context.Context, addr string, rw *row, k kind, f *testFile) (resp
 	if _, err := io.Copy(io.Discard, counted); err != nil {
 		return out, fmt.Errorf("reading the body: %w", err)
 	}
-	out.Body = counted.n
+	out.Body = counted.N
 	if resp.StatusCode >= 300 {
 		return out, fmt.Errorf("status %d", resp.StatusCode)
 	}
@@ -324,18 +325,6 @@ func fetch(ctx context.Context, addr string, rw *row, k kind, f *testFile) (resp
 		return out, fmt.Errorf("Content-Length %s, received %d", cl, out.Body)
 	}
 	return out, nil
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // compareWriter fails when what is written to it differs from want.

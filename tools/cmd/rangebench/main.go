@@ -166,7 +166,7 @@ func verifyMultipart(contentType string, contentLength int64, body io.Reader, co
 	if err != nil || mt != "multipart/byteranges" || params["boundary"] == "" {
 		return 0, fmt.Errorf("Content-Type %q is not multipart/byteranges with a boundary", contentType)
 	}
-	cr := &countingReader{r: body}
+	cr := &testutil.CountingReader{R: body}
 	// multipart.Reader reads through the *bufio.Reader it is given, or
 	// else one of 4 KiB, which would make the client read the socket 4 KiB
 	// at a time and become the bottleneck.
@@ -203,8 +203,8 @@ func verifyMultipart(contentType string, contentLength int64, body io.Reader, co
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		return got, fmt.Errorf("after the parts: %w", err)
 	}
-	if contentLength >= 0 && cr.n != contentLength {
-		return got, fmt.Errorf("body of %d bytes, Content-Length %d", cr.n, contentLength)
+	if contentLength >= 0 && cr.N != contentLength {
+		return got, fmt.Errorf("body of %d bytes, Content-Length %d", cr.N, contentLength)
 	}
 	return got, nil
 }
@@ -237,17 +237,6 @@ func comparePart(r io.Reader, want, buf []byte) (int64, error) {
 			return off, err
 		}
 	}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // result is what was measured of one server in one case.
