@@ -51,13 +51,7 @@ func main() {
 		}
 		return
 	}
-	pin := benchproc.CanPin()
-	if pin {
-		if err := benchproc.PinProcess(1); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: not pinning to CPUs:", err)
-			pin = false
-		}
-	}
+	pin := benchproc.PinClient(os.Stderr, "bench")
 	res, err := run(config{pin: pin, size: *size, downloads: *downloads, rounds: *rounds, straceRounds: *straceRounds, progress: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -137,13 +137,7 @@ func run(cfg config) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{cfg: cfg, dir: dir, self: self, pin: benchproc.CanPin() && !cfg.noPin}
-	if b.pin {
-		if err := benchproc.PinProcess(1); err != nil {
-			fmt.Fprintln(cfg.progress, "proxybench: not pinning to CPUs:", err)
-			b.pin = false
-		}
-	}
+	b := &bench{cfg: cfg, dir: dir, self: self, pin: !cfg.noPin && benchproc.PinClient(cfg.progress, "proxybench")}
 	res := &results{cfg: cfg, pinned: b.pin}
 	stopUp, desc, err := b.startUpstream(files)
 	if err != nil {

@@ -321,13 +321,7 @@ func run(cfg config) (*results, error) {
 	if b.self, err = os.Executable(); err != nil {
 		return nil, err
 	}
-	b.pin = benchproc.CanPin()
-	if b.pin {
-		if err := benchproc.PinProcess(1); err != nil {
-			fmt.Fprintln(cfg.progress, "rangebench: not pinning to CPUs:", err)
-			b.pin = false
-		}
-	}
+	b.pin = benchproc.PinClient(cfg.progress, "rangebench")
 	res := &results{cfg: cfg, pinned: b.pin, straceErr: strace.Check()}
 	skip := map[string]string{}
 	if _, err := exec.LookPath("nginx"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -118,6 +119,21 @@ func CanPin() bool {
 	}
 	_, err := exec.LookPath("taskset")
 	return err == nil
+}
+
+// PinClient pins this process, the client of a benchmark, to CPU 1 when
+// the servers can be pinned to CPU 0 (CanPin), and reports whether both
+// are pinned. A pinning failure is told to progress, prefixed by name, and
+// the run goes on unpinned.
+func PinClient(progress io.Writer, name string) bool {
+	if !CanPin() {
+		return false
+	}
+	if err := PinProcess(1); err != nil {
+		fmt.Fprintln(progress, name+": not pinning to CPUs:", err)
+		return false
+	}
+	return true
 }
 
 // PinProcess binds every thread of this process to cpu; threads started
