@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/httpsyntax"
 )
 
 // ProxyTransport is the HTTP/1.1 client [ReverseProxy] uses for plain-http
@@ -278,11 +280,11 @@ func validRequest(req *http.Request) error {
 	if req.URL.Host == "" {
 		return fmt.Errorf("fastpath/handlers: no upstream host in the request URL %q", req.URL)
 	}
-	if req.Method != "" && !isToken(req.Method) {
+	if req.Method != "" && !httpsyntax.IsToken(req.Method) {
 		return fmt.Errorf("fastpath/handlers: the request method %q is not a token", req.Method)
 	}
 	for k, vs := range req.Header {
-		if !isToken(k) {
+		if !httpsyntax.IsToken(k) {
 			return fmt.Errorf("fastpath/handlers: the request header name %q is not a token", k)
 		}
 		for _, v := range vs {
