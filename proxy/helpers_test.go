@@ -1,7 +1,9 @@
-package handlers
+package proxy
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -158,6 +160,15 @@ func spanAttr(s tracetest.SpanStub, key string) string {
 		}
 	}
 	return ""
+}
+
+// gzipString returns s compressed with gzip.
+func gzipString(s string) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.String()
 }
 
 // num returns a numeric log field, -1 when absent.

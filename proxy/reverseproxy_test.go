@@ -1,4 +1,4 @@
-package handlers
+package proxy
 
 import (
 	"bufio"
@@ -28,6 +28,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -46,7 +47,7 @@ func fileUpstream(t *testing.T) (string, []byte) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	srv := httptest.NewServer(FileServer(root))
+	srv := httptest.NewServer(handlers.FileServer(root))
 	t.Cleanup(srv.Close)
 	return srv.URL, data
 }
@@ -526,7 +527,7 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 		arrived, all = 0, make(chan struct{})
 		mu.Unlock()
 	}
-	files := FileServer(root)
+	files := handlers.FileServer(root)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		if arrived++; arrived == n {
@@ -686,7 +687,7 @@ func TestReverseProxyTLSUpstream(t *testing.T) {
 	data := testutil.WriteRandomFile(t, dir, "big.bin", 200000)
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	up := httptest.NewTLSServer(FileServer(root))
+	up := httptest.NewTLSServer(handlers.FileServer(root))
 	defer up.Close()
 	tr := &ProxyTransport{Fallback: up.Client().Transport}
 	e := newProxyEnv(t, up.URL, proxyOpts{tr: tr})
