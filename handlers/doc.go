@@ -1,6 +1,9 @@
 // Package handlers serves files over HTTP without leaving the kernel's
 // sendfile(2) fast path, with the semantics of net/http's http.ServeContent
-// where those follow RFC 9110 (see "Where this package differs").
+// where those follow RFC 9110 (see "Where this package differs"): a
+// directory tree with [FileServer] (each [Option] a setting of it), a file
+// the caller opened with [ServeContent], and a download's name with
+// [Attachment] and [SetAttachment].
 //
 // # Usage
 //

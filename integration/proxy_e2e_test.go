@@ -140,7 +140,7 @@ func runProxyChild(raw string) int {
 	go usrv.Serve(middleware.Listener(uln))
 
 	target := &url.URL{Scheme: "http", Host: uln.Addr().String()}
-	tr := &proxy.ProxyTransport{}
+	tr := &proxy.Transport{}
 	var ph http.Handler = proxy.ReverseProxy(&httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		Transport: tr,
@@ -273,7 +273,7 @@ func TestProxyEndToEndStrace(t *testing.T) {
 		wantSplice   int64
 		wantSendfile int64 // at the upstream
 		wantPath     string
-		wantReason   string
+		wantReason   middleware.CopyReason
 	}{
 		{name: "full download", wantStatus: 200, wantBody: data,
 			wantSplice: size, wantSendfile: size - sniffLen, wantPath: "splice"},
@@ -287,11 +287,11 @@ func TestProxyEndToEndStrace(t *testing.T) {
 			wantSplice: -1, wantSendfile: 1000 + 1000000 - sniffLen, wantPath: "splice"},
 		{name: "HEAD", method: "HEAD", wantStatus: 200, wantLen: 0},
 		{name: "a wrapper hides ReadFrom", hide: true, wantStatus: 200, wantBody: data,
-			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: proxy.CopyReasonNoReadFrom},
+			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: middleware.CopyReasonNoReadFrom},
 		{name: "TLS client", tls: true, wantStatus: 200, wantBody: data,
-			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: proxy.CopyReasonClientTLS},
+			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: middleware.CopyReasonClientTLS},
 		{name: "HTTP/2 client", tls: true, http2: true, wantStatus: 200, wantBody: data,
-			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: proxy.CopyReasonClientHTTP2},
+			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: middleware.CopyReasonClientHTTP2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,11 +373,11 @@ func TestProxyEndToEndStrace(t *testing.T) {
 			if _, ok := plog["error.type"]; ok {
 				t.Errorf("proxy error.type %v, want none", plog["error.type"])
 			}
-			if got, _ := pspan[proxy.ProxyBodyKey].(string); got != tt.wantPath {
-				t.Errorf("%s = %q, want %q", proxy.ProxyBodyKey, got, tt.wantPath)
+			if got, _ := pspan[proxy.BodyKey].(string); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", proxy.BodyKey, got, tt.wantPath)
 			}
-			if got, _ := pspan[proxy.ProxyCopyReasonKey].(string); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q", proxy.ProxyCopyReasonKey, got, tt.wantReason)
+			if got, _ := pspan[proxy.CopyReasonKey].(string); middleware.CopyReason(got) != tt.wantReason {
+				t.Errorf("%s = %q, want %q", proxy.CopyReasonKey, got, tt.wantReason)
 			}
 
 			sum, err := strace.ParseFile(trace)

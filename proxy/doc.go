@@ -1,51 +1,70 @@
-// Package proxy is the reverse proxy that splices, moved here from package
-// handlers.
+// Package proxy is a reverse proxy whose response bodies go from the
+// upstream socket to the client socket by splice(2): [ReverseProxy] serves
+// with an httputil.ReverseProxy's semantics, [Transport] is the HTTP/1.1
+// client it reaches plain-http upstreams through, and [BodyKey],
+// [CopyReasonKey] and [UpstreamErrorKey] say on the request's span how each
+// body went.
 //
-// # Reverse proxy
+// # Usage
 //
-// [ReverseProxy] wraps an httputil.ReverseProxy and keeps all it does
-// (Rewrite or Director, ModifyResponse, ErrorHandler, hop-by-hop headers,
-// X-Forwarded-*, trailers, 1xx, upgrades, FlushInterval) with one
-// difference: a response body with a Content-Length from a plain-http
-// HTTP/1.x upstream goes from the upstream socket to the client socket by
-// splice(2), so the proxy never copies it.
+// Give ReverseProxy the httputil.ReverseProxy you would have served, and
+// serve through middleware.Listener so the spliced bytes are counted:
 //
-// How: the handler runs a shallow copy of the ReverseProxy whose Transport is
-// a [ProxyTransport] and whose ModifyResponse (after yours) marks the
-// response it is about to copy. The transport reads each response head by
-// peeking at the socket and consuming exactly the head, so no body byte is
-// read into user space, and returns the body still in the socket. When
-// ReverseProxy's copy loop first reads that body, it flushes the head and
-// hands the client ResponseWriter's ReadFrom the upstream socket with the
-// remaining length; net/http passes it down to the client connection, where
-// (with middleware.Listener) fastpath's connection splices it and counts the
+//	target, err := url.Parse("http://127.0.0.1:8081")
+//	...
+//	tr := &proxy.Transport{MaxIdleConnsPerHost: 64, ResponseHeaderTimeout: 30 * time.Second}
+//	defer tr.CloseIdleConnections()
+//	h := proxy.ReverseProxy(&httputil.ReverseProxy{
+//		Rewrite: func(pr *httputil.ProxyRequest) {
+//			pr.SetURL(target)
+//			pr.SetXForwarded()
+//		},
+//		Transport: tr,
+//	})
+//	srv := &http.Server{Handler: middleware.Tracing()(middleware.Logger(nil)(h))}
+//	srv.Serve(middleware.Listener(ln))
+//
+// # How a body is spliced
+//
+// [ReverseProxy] leaves every rule of the ReverseProxy it is given to that
+// ReverseProxy, and changes only how a body with a Content-Length from a
+// plain-http HTTP/1.x upstream reaches the client. The handler runs a
+// shallow copy of the ReverseProxy with this package's [Transport] as its
+// Transport and a ModifyResponse (run after yours) that marks the response
+// it is about to copy. The transport reads each response head by peeking at
+// the socket and consuming exactly the head, so no body byte is read into
+// user space, and returns the body still in the socket. When ReverseProxy's
+// copy loop first reads that body, it flushes the head and hands the client
+// ResponseWriter's ReadFrom the upstream socket with the remaining length;
+// net/http passes it down to the client connection, where (with
+// middleware.Listener) fastpath's connection splices it and counts the
 // bytes, or (without) the runtime's (*net.TCPConn).ReadFrom splices it from
 // an *io.LimitedReader. The read then reports EOF: ReverseProxy sees no
 // bytes, finishes as for any body, and every header rule stays its own.
 //
-// What keeps the splice: rp.Transport nil (a shared ProxyTransport) or a
-// *ProxyTransport; an http:// upstream, not upgraded, not sent through an
-// HTTP_PROXY; a Content-Length body; a plain TCP HTTP/1.x client; and every
-// ResponseWriter wrapper between the server and the proxy keeping
-// io.ReaderFrom and the upstream's Content-Length and Content-Encoding.
-// Anything else is copied, correctly, and the span in the request context
-// says so: fastpath.proxy.body ("splice" or "copy") and, for a copy,
-// fastpath.proxy.copy_reason, one of the CopyReason values (transport,
-// upstream_tls, upgrade, forward_proxy, chunked, unknown_length,
-// upstream_conn, client_tls, client_http2, no_readfrom, encoded,
-// length_changed, body_replaced, flush_interval). A response ReverseProxy
-// flushes as it copies (rp.FlushInterval not zero, or a text/event-stream
-// body) is copied, flush_interval: ReverseProxy's flush timer calls Flush
-// from a goroutine of its own, which must not run beside a splice into the
-// same ResponseWriter. Whether the kernel spliced, and how much,
+// # What keeps the splice
+//
+// rp.Transport nil (a shared Transport) or a *Transport; an http://
+// upstream, not upgraded, not sent through an HTTP_PROXY; a Content-Length
+// body; a plain TCP HTTP/1.x client; and every ResponseWriter wrapper
+// between the server and the proxy keeping io.ReaderFrom and the upstream's
+// Content-Length and Content-Encoding. Anything else is copied, correctly,
+// and the span in the request context says so: [BodyKey] is "splice" or
+// "copy" and, for a copy, [CopyReasonKey] is the [middleware.CopyReason]
+// that stood in the way (the closed set, each value explained, is in
+// package middleware). A response ReverseProxy flushes as it copies
+// (rp.FlushInterval not zero, or a text/event-stream body) is copied,
+// middleware.CopyReasonFlushInterval: ReverseProxy's flush timer calls
+// Flush from a goroutine of its own, which must not run beside a splice
+// into the same ResponseWriter. Whether the kernel spliced, and how much,
 // is middleware's fastpath.response.splice.size. Bodies that are all head
 // (HEAD, 204, 304, Content-Length: 0) carry neither attribute.
 //
 // # Upstream connections
 //
-// ProxyTransport pools connections per host and port like http.Transport
-// (see its fields for the limits and timeouts; dials and waits are bounded
-// by the request context, whose cancellation closes the connection). A
+// Transport pools connections per host and port like http.Transport (see
+// its fields for the limits and timeouts; dials and waits are bounded by
+// the request context, whose cancellation closes the connection). A
 // connection goes back to the pool only when its body went out exactly to
 // its Content-Length (or a chunked body to its end with nothing read past
 // it), the upstream did not say Connection: close, the request was written
@@ -70,14 +89,14 @@
 // http.ErrAbortHandler, net/http closes the client connection (the client
 // sees the body cut, never a short body passed off as whole), middleware
 // records handler_aborted, and the span gets the error (an exception event)
-// and fastpath.proxy.upstream_error ("closed", "reset" or "timeout").
-// Without middleware.Listener the runtime reports a failure of either socket
-// as the ReadFrom's own, so an upstream reset mid-splice is recorded as the
-// client's (client_aborted); with Listener the two are told apart. Malformed
-// response heads, heads above MaxResponseHeaderBytes, a 101 nobody asked for
-// and a dial or header timeout (ErrResponseHeaderTimeout, a net.Error
-// timeout) are errors of the round trip: ReverseProxy's ErrorHandler answers
-// (502 by default). The upstream_error value "timeout" means a deadline on
-// the upstream connection passed (one a DialContext set, say) or the
-// kernel timed the upstream out (ETIMEDOUT).
+// and [UpstreamErrorKey] ("closed", "reset" or "timeout"). Without
+// middleware.Listener the runtime reports a failure of either socket as the
+// ReadFrom's own, so an upstream reset mid-splice is recorded as the
+// client's (client_aborted); with Listener the two are told apart.
+// Malformed response heads, heads above MaxResponseHeaderBytes, a 101
+// nobody asked for and a dial or header timeout ([ErrResponseHeaderTimeout],
+// a net.Error timeout) are errors of the round trip: ReverseProxy's
+// ErrorHandler answers (502 by default). The upstream error "timeout" means
+// a deadline on the upstream connection passed (one a DialContext set, say)
+// or the kernel timed the upstream out (ETIMEDOUT).
 package proxy

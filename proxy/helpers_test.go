@@ -37,7 +37,7 @@ var discardLog = log.New(io.Discard, "", 0)
 type proxyEnv struct {
 	t        *testing.T
 	url      string // the proxy's base URL
-	tr       *ProxyTransport
+	tr       *Transport
 	dials    atomic.Int64
 	logs     testutil.LockedBuffer
 	spans    *tracetest.InMemoryExporter
@@ -48,7 +48,7 @@ type proxyEnv struct {
 
 // proxyOpts configure newProxyEnv.
 type proxyOpts struct {
-	tr    *ProxyTransport                 // nil: a fresh one
+	tr    *Transport                      // nil: a fresh one
 	rp    func(rp *httputil.ReverseProxy) // adjusts the ReverseProxy
 	inner func(http.Handler) http.Handler // between Logger and the proxy
 	outer func(http.Handler) http.Handler // outside Tracing
@@ -64,7 +64,7 @@ func newProxyEnv(t *testing.T, upstream string, o proxyOpts) *proxyEnv {
 	e.upstrURL = u
 	e.tr = o.tr
 	if e.tr == nil {
-		e.tr = &ProxyTransport{MaxIdleConnsPerHost: 16}
+		e.tr = &Transport{MaxIdleConnsPerHost: 16}
 	}
 	if e.tr.DialContext == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
@@ -160,6 +160,11 @@ func spanAttr(s tracetest.SpanStub, key string) string {
 		}
 	}
 	return ""
+}
+
+// copyReason returns the span's CopyReasonKey, "" when absent.
+func copyReason(s tracetest.SpanStub) middleware.CopyReason {
+	return middleware.CopyReason(spanAttr(s, CopyReasonKey))
 }
 
 // gzipString returns s compressed with gzip.
@@ -264,7 +269,7 @@ func waitGoroutines(t *testing.T, base int) {
 }
 
 // waitOpen waits until tr holds no more than n open connections.
-func waitOpen(t *testing.T, tr *ProxyTransport, n int64) {
+func waitOpen(t *testing.T, tr *Transport, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for tr.open.Load() > n {

@@ -7,49 +7,26 @@ import (
 	"net/http/httputil"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fastpath-go/fastpath/middleware"
 )
 
 // Span attributes [ReverseProxy] sets on the span in the request context
 // (the server span of middleware.Tracing, say), saying how a response body
 // went and why.
 const (
-	// ProxyBodyKey is "splice" when the body was handed to the client
+	// BodyKey is "splice" when the body was handed to the client
 	// ResponseWriter as the upstream socket, and "copy" when it went
 	// through ReverseProxy's ordinary copy. Whether the kernel then did
 	// splice it is fastpath.response.splice.size (middleware.Listener).
 	// Responses without a body carry neither.
-	ProxyBodyKey = "fastpath.proxy.body"
-	// ProxyCopyReasonKey says why a body was copied: one of the CopyReason
-	// values.
-	ProxyCopyReasonKey = "fastpath.proxy.copy_reason"
-	// ProxyUpstreamErrorKey says how an upstream failed mid-body: "closed"
+	BodyKey = "fastpath.proxy.body"
+	// CopyReasonKey says why a body was copied: a [middleware.CopyReason].
+	CopyReasonKey = "fastpath.proxy.copy_reason"
+	// UpstreamErrorKey says how an upstream failed mid-body: "closed"
 	// (it closed the connection early), "reset" or "timeout". The error
 	// itself is recorded on the span as an exception event.
-	ProxyUpstreamErrorKey = "fastpath.proxy.upstream_error"
-)
-
-// Why [ReverseProxy] copied a response body instead of splicing it: the
-// values of ProxyCopyReasonKey.
-const (
-	CopyReasonTransport     = "transport"      // rp.Transport is not a *ProxyTransport
-	CopyReasonUpstreamTLS   = "upstream_tls"   // not an http:// upstream (https: TLS, maybe HTTP/2)
-	CopyReasonUpgrade       = "upgrade"        // a protocol upgrade (WebSocket): bytes both ways
-	CopyReasonForwardProxy  = "forward_proxy"  // sent through an HTTP_PROXY
-	CopyReasonChunked       = "chunked"        // the upstream sent it chunked
-	CopyReasonUnknownLength = "unknown_length" // no Content-Length: it ends when the upstream closes
-	CopyReasonUpstreamConn  = "upstream_conn"  // DialContext returned something other than a *net.TCPConn
-	CopyReasonClientTLS     = "client_tls"     // the client connection is TLS
-	CopyReasonClientHTTP2   = "client_http2"   // the client speaks HTTP/2
-	CopyReasonNoReadFrom    = "no_readfrom"    // a ResponseWriter wrapper hides io.ReaderFrom
-	CopyReasonEncoded       = "encoded"        // a middleware changed Content-Encoding (compresses on the fly)
-	CopyReasonLength        = "length_changed" // the Content-Length sent differs from the upstream's
-	CopyReasonBodyReplaced  = "body_replaced"  // ModifyResponse replaced the body
-	// CopyReasonFlushInterval: ReverseProxy flushes this response as it
-	// copies (rp.FlushInterval is not zero, or the body is a
-	// text/event-stream), from a timer of its own that may call Flush
-	// while a splice writes; so the body goes through its copy and
-	// flushes.
-	CopyReasonFlushInterval = "flush_interval"
+	UpstreamErrorKey = "fastpath.proxy.upstream_error"
 )
 
 // ReverseProxy returns a handler that serves with rp's semantics (its
@@ -60,28 +37,28 @@ const (
 // upstream from the upstream socket to the client socket by splice(2),
 // without copying it through user space.
 //
-// rp.Transport must be nil (a shared [ProxyTransport]) or a *ProxyTransport
-// for that; any other transport is used as given and its bodies are copied.
-// What is spliced, what is copied and why, and how failures are recorded is
-// in the package documentation (# Reverse proxy). rp must have exactly one
-// of Rewrite and Director; ReverseProxy panics otherwise. rp is not
-// modified, and changing it afterwards has no effect.
+// rp.Transport must be nil (a shared [Transport]) or a *Transport for
+// that; any other transport is used as given and its bodies are copied.
+// What is spliced, what is copied and why, and how failures are recorded
+// is in the package documentation ("What keeps the splice", "Failures").
+// rp must have exactly one of Rewrite and Director; ReverseProxy panics
+// otherwise. rp is not modified, and changing it afterwards has no effect.
 func ReverseProxy(rp *httputil.ReverseProxy) http.Handler {
 	if rp == nil {
-		panic("fastpath/handlers: ReverseProxy: nil *httputil.ReverseProxy")
+		panic("fastpath/proxy: ReverseProxy: nil *httputil.ReverseProxy")
 	}
 	if (rp.Rewrite == nil) == (rp.Director == nil) {
-		panic("fastpath/handlers: ReverseProxy: exactly one of Rewrite and Director must be set")
+		panic("fastpath/proxy: ReverseProxy: exactly one of Rewrite and Director must be set")
 	}
-	h := &proxyHandler{}
+	h := &handler{}
 	cp := *rp
 	switch rp.Transport.(type) {
 	case nil:
-		cp.Transport = defaultProxyTransport
+		cp.Transport = defaultTransport
 		h.ours = true
-	case *ProxyTransport:
-		if rp.Transport.(*ProxyTransport) == nil {
-			panic("fastpath/handlers: ReverseProxy: rp.Transport is a nil *ProxyTransport (leave Transport nil for the shared one)")
+	case *Transport:
+		if rp.Transport.(*Transport) == nil {
+			panic("fastpath/proxy: ReverseProxy: rp.Transport is a nil *Transport (leave Transport nil for the shared one)")
 		}
 		h.ours = true
 	}
@@ -100,25 +77,25 @@ func ReverseProxy(rp *httputil.ReverseProxy) http.Handler {
 	return h
 }
 
-type proxyHandler struct {
+type handler struct {
 	rp   *httputil.ReverseProxy // a copy of the user's, with our transport and hook
-	ours bool                   // the transport is a *ProxyTransport
+	ours bool                   // the transport is a *Transport
 }
 
-func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tg := &target{w: w, span: trace.SpanFromContext(r.Context())}
 	switch {
 	case r.ProtoMajor >= 2:
-		tg.clientReason = CopyReasonClientHTTP2
+		tg.clientReason = middleware.CopyReasonClientHTTP2
 	case r.TLS != nil:
-		tg.clientReason = CopyReasonClientTLS
+		tg.clientReason = middleware.CopyReasonClientTLS
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, tg)))
 }
 
 // bind runs after the user's ModifyResponse, just before ReverseProxy copies
 // res: it marks res's body as the one to splice, or notes why it is copied.
-func (h *proxyHandler) bind(res *http.Response, before any) {
+func (h *handler) bind(res *http.Response, before any) {
 	if res.Request == nil {
 		return
 	}
@@ -126,9 +103,9 @@ func (h *proxyHandler) bind(res *http.Response, before any) {
 	if tg == nil || res.Body == nil || res.Body == http.NoBody {
 		return
 	}
-	if b, ok := res.Body.(*proxyBody); ok && b.target == tg {
+	if b, ok := res.Body.(*socketBody); ok && b.target == tg {
 		if h.flushes(res) {
-			tg.noteCopy(CopyReasonFlushInterval)
+			tg.noteCopy(middleware.CopyReasonFlushInterval)
 			return
 		}
 		tg.body = b // the first Read decides
@@ -136,9 +113,9 @@ func (h *proxyHandler) bind(res *http.Response, before any) {
 	}
 	switch {
 	case !h.ours:
-		tg.noteCopy(CopyReasonTransport)
-	case isProxyBody(before):
-		tg.noteCopy(CopyReasonBodyReplaced)
+		tg.noteCopy(middleware.CopyReasonTransport)
+	case isSocketBody(before):
+		tg.noteCopy(middleware.CopyReasonBodyReplaced)
 	case tg.transportReason != "":
 		tg.noteCopy(tg.transportReason)
 	}
@@ -150,7 +127,7 @@ func (h *proxyHandler) bind(res *http.Response, before any) {
 // (text/event-stream, flushed after every write) and for a body of unknown
 // length. A splice must not run beside that, since the ResponseWriter is
 // not safe for concurrent use.
-func (h *proxyHandler) flushes(res *http.Response) bool {
+func (h *handler) flushes(res *http.Response) bool {
 	if h.rp.FlushInterval != 0 || res.ContentLength < 0 {
 		return true
 	}
@@ -158,7 +135,7 @@ func (h *proxyHandler) flushes(res *http.Response) bool {
 	return mt == "text/event-stream"
 }
 
-func isProxyBody(v any) bool {
-	_, ok := v.(*proxyBody)
+func isSocketBody(v any) bool {
+	_, ok := v.(*socketBody)
 	return ok
 }

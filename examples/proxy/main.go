@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 
 	// The upstream connections: pooled, with a bound on the wait for
 	// headers. https upstreams go to http.DefaultTransport (and are copied).
-	tr := &proxy.ProxyTransport{MaxIdleConnsPerHost: *maxIdle, ResponseHeaderTimeout: *headerTimeout}
+	tr := &proxy.Transport{MaxIdleConnsPerHost: *maxIdle, ResponseHeaderTimeout: *headerTimeout}
 	defer tr.CloseIdleConnections()
 	rp := proxy.ReverseProxy(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

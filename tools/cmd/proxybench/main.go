@@ -404,7 +404,7 @@ func serveProxy(name, spec string) error {
 		mp, _, tp := benchproc.Providers()
 		defer tp.Shutdown(context.Background())
 		defer mp.Shutdown(context.Background())
-		tr := &proxy.ProxyTransport{MaxIdleConnsPerHost: 16}
+		tr := &proxy.Transport{MaxIdleConnsPerHost: 16}
 		defer tr.CloseIdleConnections()
 		h = middleware.Tracing(middleware.WithTracerProvider(tp))(
 			middleware.Metrics(middleware.WithMeterProvider(mp))(
