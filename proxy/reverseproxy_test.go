@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -457,7 +456,7 @@ func TestReverseProxyResponseHeaderTimeout(t *testing.T) {
 	if err != nil || resp.StatusCode != 502 {
 		t.Fatalf("got %v, %v; want 502", resp, err)
 	}
-	waitOpen(t, e.tr, 0)
+	checkOpen(t, e.tr, 0)
 }
 
 // TestReverseProxyClientAbort checks that a client leaving mid-splice is
@@ -502,7 +501,7 @@ func TestReverseProxyClientAbort(t *testing.T) {
 	if span.Status.Code == codes.Error || spanAttr(span, UpstreamErrorKey) != "" {
 		t.Errorf("span status %v, upstream error %q: a client leaving is not the upstream's fault", span.Status, spanAttr(span, UpstreamErrorKey))
 	}
-	waitOpen(t, e.tr, 0)
+	checkOpen(t, e.tr, 0)
 }
 
 // TestReverseProxyConcurrentReuse runs 100 downloads at once, twice: the
@@ -542,7 +541,6 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 		files.ServeHTTP(w, r)
 	}))
 	defer up.Close()
-	base := runtime.NumGoroutine()
 	tr := &Transport{MaxIdleConnsPerHost: n}
 	e := newProxyEnv(t, up.URL, proxyOpts{tr: tr})
 	for round := range 2 {
@@ -577,9 +575,8 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 	}
 	e.client.CloseIdleConnections()
 	tr.CloseIdleConnections()
-	waitOpen(t, tr, 0)
-	up.CloseClientConnections()
-	waitGoroutines(t, base+8) // the proxy's server and listener
+	checkOpen(t, tr, 0)
+	checkNoGoroutines(t)
 }
 
 func TestReverseProxyIdleConnClosedByUpstream(t *testing.T) {
@@ -908,7 +905,7 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
 				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
 			}
-			waitOpen(t, tr, 0)
+			checkOpen(t, tr, 0)
 		})
 	}
 }

@@ -120,7 +120,7 @@ func TestTransportRequestBodyFails(t *testing.T) {
 					t.Errorf("got %d %q, %v; want %d too big", resp.StatusCode, body, err, tt.wantStatus)
 				}
 			}
-			waitOpen(t, tr, 0)
+			checkOpen(t, tr, 0)
 		})
 	}
 }
@@ -157,7 +157,7 @@ func TestTransportResponseHeaderTimeout(t *testing.T) {
 			if !errors.Is(err, ErrResponseHeaderTimeout) || !errors.As(err, &ne) || !ne.Timeout() {
 				t.Errorf("error %v, want ErrResponseHeaderTimeout, a net.Error timeout", err)
 			}
-			waitOpen(t, tr, 0)
+			checkOpen(t, tr, 0)
 		})
 	}
 	t.Run("starts after the body", func(t *testing.T) {
