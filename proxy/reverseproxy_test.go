@@ -767,29 +767,6 @@ func TestReverseProxyConstruction(t *testing.T) {
 	}
 }
 
-// TestTransportAsClient checks the transport outside ReverseProxy:
-// bodies are read normally and connections reused.
-func TestTransportAsClient(t *testing.T) {
-	upstream, data := fileUpstream(t)
-	tr := &Transport{}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
-	for range 3 {
-		resp, err := c.Get(upstream + "/big.bin")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || !bytes.Equal(body, data) {
-			t.Fatalf("%d bytes, %v", len(body), err)
-		}
-	}
-	if d := tr.dials.Load(); d != 1 {
-		t.Errorf("%d dials, want 1", d)
-	}
-}
-
 // TestReverseProxyFlushes checks that a response ReverseProxy flushes as it
 // copies is copied, not spliced: its flush timer would call Flush on the
 // ResponseWriter while the splice writes to it.

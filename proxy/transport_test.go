@@ -46,6 +46,29 @@ func (b *failingBody) Read(p []byte) (int, error) {
 	return k, nil
 }
 
+// TestTransportAsClient checks the transport outside ReverseProxy:
+// bodies are read normally and connections reused.
+func TestTransportAsClient(t *testing.T) {
+	upstream, data := fileUpstream(t)
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	for range 3 {
+		resp, err := c.Get(upstream + "/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(body, data) {
+			t.Fatalf("%d bytes, %v", len(body), err)
+		}
+	}
+	if d := tr.dials.Load(); d != 1 {
+		t.Errorf("%d dials, want 1", d)
+	}
+}
+
 // TestTransportRequestBodyFails checks that a request body that cannot
 // be written ends the round trip at once (with the upstream's answer when
 // one came), and that its connection is closed, not pooled.
