@@ -1,7 +1,8 @@
 // Package proxy is a reverse proxy whose response bodies go from the
 // upstream socket to the client socket by splice(2): [ReverseProxy] serves
 // with an httputil.ReverseProxy's semantics, [Transport] is the HTTP/1.1
-// client it reaches plain-http upstreams through, and [BodyKey],
+// client it reaches plain-http upstreams through (whose round trip fails
+// with [ErrResponseHeaderTimeout] when a head is late), and [BodyKey],
 // [CopyReasonKey] and [UpstreamErrorKey] say on the request's span how each
 // body went.
 //
