@@ -153,20 +153,35 @@ func (b *socketBody) trySplice() bool {
 	} else {
 		// Otherwise the runtime's (*net.TCPConn).ReadFrom splices from an
 		// *io.LimitedReader around the upstream *net.TCPConn; it reports a
-		// failure of either socket as its own error.
+		// failure of either socket as its own error, so the upstream's
+		// socket says whose it was. A canceled request (the client left)
+		// ends the splice by shutting the upstream's reading side, at
+		// EOF, rather than by the expired deadline the transport sets
+		// otherwise, which the ReadFrom would report as a write deadline
+		// of its own.
+		if b.x.stopCtx() {
+			pc := b.x.pc
+			b.x.stopCtx = context.AfterFunc(b.x.ctx, func() {
+				pc.tcp.CloseRead()
+				pc.conn.SetWriteDeadline(expired)
+			})
+		}
 		lr := &io.LimitedReader{R: b.x.pc.tcp, N: b.src.N}
 		_, err = rf.ReadFrom(lr)
 		b.src.N = lr.N
+		if err != nil && b.src.N > 0 && !b.x.pc.sound() {
+			b.src.Err, err = err, nil
+		}
 	}
 	switch {
 	case b.src.N == 0 && err == nil:
 		b.finish(true, nil)
 	case err != nil:
-		// Writing to the client failed (or, without Listener, either side).
-		if cerr := b.x.ctx.Err(); cerr != nil {
-			err = cerr
-		}
-		b.finish(false, err)
+		// Writing to the client failed: it left, or its connection was
+		// cut. ReverseProxy's copy loop takes context.Canceled for the
+		// client's departure, as when its own write to the client fails:
+		// it logs no upstream read error and aborts the handler.
+		b.finish(false, context.Canceled)
 	default:
 		b.finish(false, nil)
 	}
