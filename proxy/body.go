@@ -139,11 +139,14 @@ func (b *socketBody) trySplice() bool {
 		tg.noteCopy(reason)
 		return false
 	}
-	tg.noteSplice()
-	// Send the head now: net/http would otherwise copy the first 512 bytes
-	// of the body through its buffer (to sniff a Content-Type, which the
-	// header already has) before it passes the rest to the connection.
-	http.NewResponseController(tg.w).Flush()
+	// Without a Content-Type (or with a Content-Encoding), net/http writes
+	// the first 512 bytes itself, to sniff a type as it does for every
+	// body ReverseProxy copies, and hands the rest to the connection's
+	// ReadFrom. Otherwise send the head now, so that no byte is copied.
+	h := tg.w.Header()
+	if _, typed := h["Content-Type"]; typed || h.Get("Content-Encoding") != "" {
+		http.NewResponseController(tg.w).Flush()
+	}
 	var err error
 	if zerocopy.FromContext(b.x.ctx) != nil {
 		// Under middleware.Listener the client connection splices a
@@ -173,6 +176,7 @@ func (b *socketBody) trySplice() bool {
 			b.src.Err, err = err, nil
 		}
 	}
+	tg.noteSplice()
 	switch {
 	case b.src.N == 0 && err == nil:
 		b.finish(true, nil)

@@ -236,7 +236,7 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 			wantStatus: 200, wantBody: body, wantReason: middleware.CopyReasonUnknownLength, wantDials: 2},
 		{name: "gzip passes through as sent", first: "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n" + gzipString("hello")[:20],
 			wantStatus: 200, wantBody: gzipString("hello")[:20], wantSplice: 20, wantDials: 1},
-		{name: "LF line endings", first: "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
+		{name: "LF line endings", first: "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 5\n\nhello",
 			wantStatus: 200, wantBody: "hello", wantSplice: 5, wantDials: 1},
 		{name: "bad Content-Length", first: "HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\nhello", closeAfter: true,
 			wantStatus: 502, wantBodyN: 0, wantErr: "502", wantDials: 2},
@@ -343,7 +343,7 @@ func TestReverseProxyForwards1xx(t *testing.T) {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
 		br.ReadByte() // until the proxy closes
 	})
 	e := newProxyEnv(t, upstream, proxyOpts{})
@@ -417,7 +417,7 @@ func TestReverseProxyStreams(t *testing.T) {
 		if _, err := readRequest(br); err != nil {
 			return
 		}
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", 2*len(half), half)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", 2*len(half), half)
 		select {
 		case <-clientHasHalf:
 		case <-time.After(time.Minute):
@@ -885,7 +885,7 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 				if _, err := readRequest(br); err != nil {
 					return
 				}
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("t", sent))
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("t", sent))
 				br.ReadByte() // stall until the proxy closes
 			})
 			conns := make(chan net.Conn, 1)
