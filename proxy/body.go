@@ -153,6 +153,9 @@ func (b *socketBody) trySplice() bool {
 		// zerocopy.Source itself, counts it, and keeps a failure to read
 		// the upstream out of ReadFrom's error.
 		_, err = rf.ReadFrom(&b.src)
+		if r := noPipeReason(b.src.NoPipe); r != "" {
+			tg.noteCopy(r)
+		}
 	} else {
 		// Otherwise the runtime's (*net.TCPConn).ReadFrom splices from an
 		// *io.LimitedReader around the upstream *net.TCPConn; it reports a
@@ -190,6 +193,22 @@ func (b *socketBody) trySplice() bool {
 		b.finish(false, nil)
 	}
 	return true
+}
+
+// noPipeReason is the copy reason for a body the client connection copied
+// for want of a pipe, "" when it did not.
+func noPipeReason(np zerocopy.NoPipe) middleware.CopyReason {
+	switch np {
+	case zerocopy.NoPipeSmall:
+		return middleware.CopyReasonPipeSmall
+	case zerocopy.NoPipeBudget:
+		return middleware.CopyReasonPipeBudget
+	case zerocopy.NoPipeDescriptors:
+		return middleware.CopyReasonPipeDescriptors
+	case zerocopy.NoPipeFailed:
+		return middleware.CopyReasonPipeFailed
+	}
+	return ""
 }
 
 // spliceable returns the client ResponseWriter's ReadFrom, or why the body

@@ -1,16 +1,3 @@
-// Package zerocopy counts, per connection, the bytes the kernel sent with
-// sendfile(2) and splice(2).
-//
-// net/http hands a file body to the connection's ReadFrom (see
-// net/http.(*response).ReadFrom); *net.TCPConn.ReadFrom then calls sendfile
-// when the source is an *os.File, or an *io.LimitedReader around one, and
-// otherwise copies through a user-space buffer. Conn sits exactly there, so it
-// counts what sendfile sent rather than guessing from types: a writer that
-// hides io.ReaderFrom anywhere between a handler and net/http shows up as zero.
-//
-// A socket body a reverse proxy hands over as a *Source is moved by
-// splice(2), socket to pipe to socket, and counted the same way (see
-// splice_linux.go for why Conn runs that loop itself).
 package zerocopy
 
 import (
@@ -31,12 +18,24 @@ type Listener struct {
 }
 
 // Accept waits for the next connection and returns it wrapped in a *Conn.
+// Refused a descriptor (EMFILE, ENFILE), it closes the idle pipes and, when
+// there were any, tries again at once.
 func (l Listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if descriptorsOut(err) && ReleaseIdlePipes() > 0 {
+				continue
+			}
+			return nil, err
+		}
+		return NewConn(c), nil
 	}
-	return NewConn(c), nil
+}
+
+// descriptorsOut reports an error of a call refused a descriptor.
+func descriptorsOut(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // conns maps the local address value a Conn reports to the Conn, so code that
@@ -44,6 +43,11 @@ func (l Listener) Accept() (net.Conn, error) {
 // Conn.LocalAddr() in the context under http.LocalAddrContextKey, and each
 // Conn reports an address value of its own.
 var conns sync.Map // net.Addr (a pointer, compared by identity) -> *Conn
+
+// openConns counts the Conns open. Each proxied transfer holds one, and an
+// upstream socket beside it, so they bound the descriptors in use from below
+// where the numbers the kernel hands out have holes beneath them.
+var openConns atomic.Int64
 
 // Conn is a net.Conn that counts the bytes sendfile(2) and splice(2) sent
 // through it.
@@ -57,6 +61,7 @@ type Conn struct {
 	laddr    net.Addr
 	sendfile atomic.Int64
 	splice   atomic.Int64
+	closed   atomic.Bool
 }
 
 var (
@@ -68,6 +73,7 @@ var (
 // NewConn wraps c. The Conn is registered for FromContext until it is closed.
 func NewConn(c net.Conn) *Conn {
 	zc := &Conn{Conn: c}
+	openConns.Add(1)
 	// A fresh address value per connection makes the registry key unique even
 	// when an inner Conn shares one address value between connections.
 	switch a := c.LocalAddr().(type) {
@@ -118,7 +124,10 @@ func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // Close closes the connection and removes it from the registry.
 func (c *Conn) Close() error {
-	conns.Delete(c.laddr)
+	if c.closed.CompareAndSwap(false, true) {
+		conns.Delete(c.laddr)
+		openConns.Add(-1)
+	}
 	return c.Conn.Close()
 }
 

@@ -3,9 +3,8 @@ package zerocopy
 import (
 	"io"
 	"os"
-	"runtime"
-	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // Why Conn splices a Source itself rather than handing it to the runtime:
@@ -20,74 +19,54 @@ import (
 // its own loop) and counts the result of every pipe-to-socket splice(2): the
 // bytes that reached the client socket, which is what strace shows as the
 // splice calls writing to the client's descriptor. A refused first splice
-// falls back to a copy that is counted as nothing.
+// falls back to a copy that is counted as nothing. The loop also owns its
+// pipes, which the runtime sizes to 1 MiB whatever the kernel allows and
+// keeps until garbage collections (see "Pipes" in the package doc).
 
 const (
-	spliceMove     = 0x1 // SPLICE_F_MOVE
-	spliceNonblock = 0x2 // SPLICE_F_NONBLOCK: the pipe ends never block
-
-	// pipeSize is the pipe buffer asked for with F_SETPIPE_SZ: 1 MiB, the
-	// default /proc/sys/fs/pipe-max-size, so each pair of calls moves up
-	// to 1 MiB (the runtime asks for the same).
-	pipeSize   = 1 << 20
-	fSetPipeSz = 1031 // F_SETPIPE_SZ
+	spliceMove     = 0x1    // SPLICE_F_MOVE (include/linux/splice.h)
+	spliceNonblock = 0x2    // SPLICE_F_NONBLOCK: the pipe ends never block
+	siocOutqNSD    = 0x894B // SIOCOUTQNSD (include/uapi/linux/sockios.h)
 )
 
-// pipe is a kernel pipe that bytes pass through between two sockets.
-type pipe struct {
-	r, w    int
-	size    int // the capacity, as the kernel set it
-	data    int // bytes in the pipe: nonzero only after a failed pump
-	cleanup runtime.Cleanup
+// transfer is one Source's pass through a pipe: the window is what a pair of
+// splice calls moves at most, and the pipe's capacity follows it.
+type transfer struct {
+	pl     *pool
+	p      *pipe
+	window int
+	full   bool // the last turn filled the window, and the client took it at once
+	fixed  bool // the kernel refused to grow the pipe: stop asking
 }
 
-// close closes the pipe's descriptors now, and stops the cleanup that would
-// otherwise close them (or whatever reused their numbers) again later.
-func (p *pipe) close() {
-	p.cleanup.Stop()
-	syscall.Close(p.r)
-	syscall.Close(p.w)
-}
-
-// pipes keeps pipes between splices; a pipe dropped by the pool is closed by
-// its cleanup.
-var pipes = sync.Pool{New: func() any {
-	var fds [2]int
-	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		return nil
+// turn sets the window for the next pair of calls, with left bytes to go.
+// The window doubles after a turn in which the upstream filled it and the
+// client took it without the loop waiting more than once and with nothing
+// left unsent in its socket, as between two fast sockets, up to the pool's
+// share; it halves after a turn that waited more (see spliceFrom), so a
+// slow client keeps a small pipe. A pipe larger than the share (more
+// transfers than when it grew) is shrunk to the window, giving the pages
+// back.
+func (t *transfer) turn(left int64) {
+	share := t.pl.share()
+	if t.full && left > int64(t.window) {
+		t.window *= 2
 	}
-	p := &pipe{r: fds[0], w: fds[1], size: 64 << 10}
-	// A smaller pipe still works, with more calls.
-	if n, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p.w), fSetPipeSz, pipeSize); errno == 0 {
-		p.size = int(n)
+	t.window = min(t.window, share)
+	switch {
+	case t.p.size < t.window && !t.fixed:
+		t.fixed = t.pl.resize(t.p, t.window)
+	case t.p.size > share:
+		t.pl.resize(t.p, t.window)
 	}
-	p.cleanup = runtime.AddCleanup(p, func(fds [2]int) {
-		syscall.Close(fds[0])
-		syscall.Close(fds[1])
-	}, fds)
-	return p
-}}
-
-func getPipe() *pipe {
-	p, _ := pipes.Get().(*pipe)
-	return p
+	t.window = min(t.window, t.p.size)
 }
 
-// putPipe returns p to the pool, or closes it when bytes are stranded in
-// it: they belong to a body that failed, and must never reach another.
-func putPipe(p *pipe) {
-	if p.data != 0 {
-		p.close()
-		return
-	}
-	pipes.Put(p)
-}
-
-// spliceFrom moves s to the connection with splice(2). handled is false
-// when the source or the connection offers no descriptor, no pipe could be
-// made, or the kernel refused the first splice: nothing was moved, and the
-// caller copies instead.
-func (c *Conn) spliceFrom(s *Source) (written int64, err error, handled bool) {
+// spliceFrom moves s to the connection with splice(2) through a pipe of pl.
+// handled is false when the source or the connection offers no descriptor,
+// the kernel refused the first splice, or no pipe could be had (s.NoPipe
+// says why) at the start or later: the caller copies what is left of s.
+func (c *Conn) spliceFrom(pl *pool, s *Source) (written int64, err error, handled bool) {
 	srcConn, ok := s.Conn.(syscall.Conn)
 	if !ok {
 		return 0, nil, false
@@ -104,20 +83,40 @@ func (c *Conn) spliceFrom(s *Source) (written int64, err error, handled bool) {
 	if err != nil {
 		return 0, nil, false
 	}
-	p := getPipe()
+	p, why := pl.get(descriptor(src), descriptor(dst))
 	if p == nil {
+		s.NoPipe = why
+		pl.stats.noPipe[why].Add(1)
 		return 0, nil, false
 	}
-	defer putPipe(p)
+	t := &transfer{pl: pl, p: p, window: min(startWindow, p.size)}
+	defer func() {
+		if t.p != nil {
+			pl.put(t.p)
+		}
+	}()
 	first := true
 	for s.N > 0 && s.Err == nil {
+		if !first {
+			// The pipe is empty here.
+			if pl.crowded(0) {
+				pl.drop(t.p)
+				t.p = nil
+				s.NoPipe = NoPipeDescriptors
+				pl.stats.noPipe[NoPipeDescriptors].Add(1)
+				return written, nil, false
+			}
+			t.turn(s.N)
+		}
+		want := int(min(s.N, int64(t.window)))
 		// Drain: socket to pipe. The pipe is empty here, so EAGAIN means
 		// the socket has nothing to read yet.
 		var inPipe int64
 		var serr error
 		rerr := src.Read(func(fd uintptr) bool {
 			for {
-				inPipe, serr = syscall.Splice(int(fd), nil, p.w, nil, int(min(s.N, int64(p.size))), spliceMove|spliceNonblock)
+				inPipe, serr = syscall.Splice(int(fd), nil, p.w, nil, want, spliceMove|spliceNonblock)
+				pl.countSplice(p, 0)
 				if serr != syscall.EINTR {
 					return serr != syscall.EAGAIN
 				}
@@ -138,12 +137,17 @@ func (c *Conn) spliceFrom(s *Source) (written int64, err error, handled bool) {
 		}
 		s.N -= inPipe
 		p.data = int(inPipe)
+		waits := 0
 		// Pump: pipe to socket, until the pipe is empty.
 		for p.data > 0 {
 			var n int64
 			werr := dst.Write(func(fd uintptr) bool {
 				for {
 					n, serr = syscall.Splice(p.r, nil, int(fd), nil, p.data, spliceMove|spliceNonblock)
+					pl.countSplice(p, n)
+					if serr == syscall.EAGAIN {
+						waits++
+					}
 					if serr != syscall.EINTR {
 						return serr != syscall.EAGAIN
 					}
@@ -160,15 +164,62 @@ func (c *Conn) spliceFrom(s *Source) (written int64, err error, handled bool) {
 			if serr != nil && n <= 0 {
 				return written, os.NewSyscallError("splice", serr), true
 			}
+			if waits > 0 && p.data > 0 {
+				t.stalled()
+			}
+		}
+		// A pipe fills by slots, one per piece of the socket's buffers,
+		// which need not be whole pages: three quarters is full.
+		t.full = 4*inPipe >= 3*int64(want) && waits <= 1
+		if t.full && t.window < pl.b.maxSize && s.N > int64(t.window) {
+			t.full = unsent(dst) == 0
+		}
+		if waits > 1 {
+			t.window = max(t.window/2, startWindow)
 		}
 	}
 	return written, nil, true
 }
 
-// readFromSource moves s to the connection, by splice(2) when it can.
+// stalled is called when the client has made the pump wait with bytes
+// still in the pipe. While the pool is short of pages, the pipe of such a
+// client is shrunk to startWindow as soon as what is left in it fits, so
+// that slow clients hold small pipes and fast downloads get the pages.
+func (t *transfer) stalled() {
+	if t.p.size > startWindow && t.p.data <= startWindow && t.pl.short() {
+		t.pl.resize(t.p, startWindow)
+		t.window = min(t.window, t.p.size)
+	}
+}
+
+// unsent returns the bytes the kernel holds in the socket's send queue not
+// yet sent (SIOCOUTQNSD), 0 when it cannot tell: more than none means the
+// client's receive window is closed, that it does not keep up.
+func unsent(rc syscall.RawConn) int {
+	n := 0
+	rc.Control(func(fd uintptr) {
+		var v int32
+		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, siocOutqNSD, uintptr(unsafe.Pointer(&v))); errno == 0 {
+			n = int(v)
+		}
+	})
+	return n
+}
+
+// descriptor returns the descriptor behind rc, or -1.
+func descriptor(rc syscall.RawConn) int {
+	fd := -1
+	rc.Control(func(d uintptr) { fd = int(d) })
+	return fd
+}
+
+// readFromSource moves s to the connection, by splice(2) when it can, and
+// copies what it could not splice.
 func (c *Conn) readFromSource(s *Source) (int64, error) {
-	if n, err, handled := c.spliceFrom(s); handled {
+	n, err, handled := c.spliceFrom(pipes(), s)
+	if handled {
 		return n, err
 	}
-	return io.Copy(writerOnly{c.Conn}, s)
+	m, err := io.Copy(writerOnly{c.Conn}, s)
+	return n + m, err
 }
