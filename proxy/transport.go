@@ -346,8 +346,8 @@ func (t *Transport) getConn(ctx context.Context, key string, fresh bool) (*upCon
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
 	c, err := dial(ctx, "tcp", key)
-	if err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && zerocopy.ReleaseIdlePipes() > 0 {
-		// The idle pipes held descriptors the dial needed.
+	if err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && zerocopy.ReleasePipes() > 0 {
+		// Pipes held descriptors the dial needed.
 		c, err = dial(ctx, "tcp", key)
 	}
 	if err != nil {

@@ -18,13 +18,13 @@ type Listener struct {
 }
 
 // Accept waits for the next connection and returns it wrapped in a *Conn.
-// Refused a descriptor (EMFILE, ENFILE), it closes the idle pipes and, when
+// Refused a descriptor (EMFILE, ENFILE), it closes the pipes and, when
 // there were any, tries again at once.
 func (l Listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			if descriptorsOut(err) && ReleaseIdlePipes() > 0 {
+			if descriptorsOut(err) && ReleasePipes() > 0 {
 				continue
 			}
 			return nil, err
@@ -44,10 +44,10 @@ func descriptorsOut(err error) bool {
 // Conn reports an address value of its own.
 var conns sync.Map // net.Addr (a pointer, compared by identity) -> *Conn
 
-// openConns counts the Conns open. Each proxied transfer holds one, and an
-// upstream socket beside it, so they bound the descriptors in use from below
-// where the numbers the kernel hands out have holes beneath them.
-var openConns atomic.Int64
+// openConns counts the Conns open, and sources the Sources being moved (each
+// a socket): they bound the descriptors in use from below where the numbers
+// the kernel hands out have holes beneath them.
+var openConns, sources atomic.Int64
 
 // Conn is a net.Conn that counts the bytes sendfile(2) and splice(2) sent
 // through it.

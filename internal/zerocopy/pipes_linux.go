@@ -47,20 +47,23 @@ type pool struct {
 	idleTimeout time.Duration
 	fdLimit     func() int                     // RLIMIT_NOFILE; tests pin it
 	pipe2       func(p []int, flags int) error // syscall.Pipe2; tests make it fail
+	onStall     func()                         // for tests: a client made a transfer wait with bytes in its pipe
 
-	mu     sync.Mutex
-	idle   []*pipe // the most recently used last
-	open   int
-	pages  int // the capacity of the open pipes, in pages
-	timer  *time.Timer
-	zero   chan struct{} // closed when open drops to 0
-	limitN int           // the descriptor limit last read
+	mu        sync.Mutex
+	idle      []*pipe // the most recently used last
+	transfers map[*transfer]struct{}
+	open      int
+	pages     int // the capacity of the open pipes, in pages
+	timer     *time.Timer
+	zero      chan struct{} // closed when open drops to 0
+	limitN    int           // the descriptor limit last read
 
 	// Read without mu at every turn of a transfer's loop.
-	active  atomic.Int64 // transfers holding a pipe
-	opened  atomic.Int64 // mirror of open
-	fdFloor atomic.Int64 // descriptors known in use at the last reading
-	limit   atomic.Int64 // mirror of limitN
+	active      atomic.Int64 // transfers holding a pipe
+	opened      atomic.Int64 // mirror of open
+	fdFloor     atomic.Int64 // descriptors known in use at the last reading
+	limit       atomic.Int64 // mirror of limitN
+	resumeBelow atomic.Int64 // crowded: no pipe until the descriptors in use fall to this; 0: not crowded
 
 	stats poolStats
 }
@@ -122,24 +125,39 @@ func (pl *pool) short() bool {
 	return pl.pages > pl.b.pages/2
 }
 
-// crowded reports whether the descriptors in use, with extra more, would
-// pass half of RLIMIT_NOFILE. Past that, pipes are not made and those held
-// are given up at the next turn of their loop, so that at least half of the
-// descriptors stay for connections: a spliced download holds four (two
-// sockets, two pipe ends) where a copied one holds two, and the half keeps
-// the pipes out of the way of every connection httputil.ReverseProxy could
-// accept or dial. The count in use is estimated from below by the larger of
-// the last reading (the kernel hands out the lowest free descriptor, so
-// every number below one it just returned is taken) and the sockets and
-// pipes this package knows of.
+// crowded reports whether the descriptors in use, with extra more, pass
+// half of RLIMIT_NOFILE. Then every pipe is closed (shed), those of
+// transfers included, so that pipes never hold a descriptor while the table
+// is more than half full: a spliced download holds four (two sockets, two
+// pipe ends) where a copied one holds two, and the other half is left to
+// every connection httputil.ReverseProxy could accept or dial. No pipe is
+// made again until the descriptors in use are half of what they were
+// without the pipes when they were shed: until the load has halved, rather
+// than making and shedding pipes by turns while it stays near the half.
+//
+// The count in use is estimated from below by the larger of the last
+// reading (the kernel hands out the lowest free descriptor, so every number
+// below one it just returned is taken) and the sockets and pipes this
+// package knows of: the Conns, the Sources being moved, and two descriptors
+// per pipe.
 func (pl *pool) crowded(extra int) bool {
 	limit := pl.limit.Load()
 	if limit <= 0 {
 		return false
 	}
-	known := openConns.Load() + pl.active.Load() + 2*pl.opened.Load()
-	inUse := max(pl.fdFloor.Load(), known)
-	return inUse+int64(extra) > limit/2
+	pipeFDs := 2 * pl.opened.Load()
+	inUse := max(pl.fdFloor.Load(), openConns.Load()+sources.Load()+pipeFDs) + int64(extra)
+	if resume := pl.resumeBelow.Load(); resume > 0 {
+		if inUse > resume {
+			return true
+		}
+		pl.resumeBelow.Store(0)
+	}
+	if inUse > limit/2 {
+		pl.resumeBelow.Store(max((inUse-pipeFDs)/2, 1))
+		return true
+	}
+	return false
 }
 
 // note records a reading of the descriptor table: the highest of fds, each
@@ -169,6 +187,7 @@ func (pl *pool) get(fds ...int) (*pipe, NoPipe) {
 		pl.mu.Unlock()
 		if pl.crowded(0) {
 			pl.drop(p)
+			pl.shed()
 			return nil, NoPipeDescriptors
 		}
 		return p, 0
@@ -179,6 +198,7 @@ func (pl *pool) get(fds ...int) (*pipe, NoPipe) {
 	}
 	if pl.crowded(2) {
 		pl.mu.Unlock()
+		pl.shed()
 		return nil, NoPipeDescriptors
 	}
 	// Reserve the pages before pipe2, so that concurrent gets stay within
@@ -200,6 +220,9 @@ func (pl *pool) get(fds ...int) (*pipe, NoPipe) {
 		pl.openLocked(-1)
 		pl.active.Add(-1)
 		pl.mu.Unlock()
+		if err == syscall.EMFILE || err == syscall.ENFILE {
+			pl.shed()
+		}
 		return nil, NoPipeFailed
 	}
 	pl.stats.made.Add(1)
@@ -290,16 +313,53 @@ func (pl *pool) expire() {
 	}
 }
 
-// releaseIdle closes every idle pipe at once and returns how many it closed.
-func (pl *pool) releaseIdle() int {
+// register and unregister keep the transfers holding pipes, for shed.
+func (pl *pool) register(t *transfer) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if pl.transfers == nil {
+		pl.transfers = make(map[*transfer]struct{})
+	}
+	pl.transfers[t] = struct{}{}
+}
+
+func (pl *pool) unregister(t *transfer) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	delete(pl.transfers, t)
+}
+
+// shed closes every pipe now, idle or in use, for descriptors: a transfer
+// waiting (for its upstream, or for a slow client to make room) loses its
+// pipe at once, its bytes kept to be written and the rest of its body
+// copied; one in a splice call loses it when the call returns. It returns
+// how many pipes it closed.
+func (pl *pool) shed() int {
+	if pl.opened.Load() == 0 {
+		return 0
+	}
+	pl.mu.Lock()
 	n := len(pl.idle)
 	for i, p := range pl.idle {
 		pl.closeLocked(p)
 		pl.idle[i] = nil
 	}
 	pl.idle = pl.idle[:0]
+	ts := make([]*transfer, 0, len(pl.transfers))
+	for t := range pl.transfers {
+		ts = append(ts, t)
+	}
+	pl.mu.Unlock()
+	for _, t := range ts {
+		t.mu.Lock()
+		if t.p != nil {
+			t.takeAway()
+			if t.p == nil {
+				n++
+			}
+		}
+		t.mu.Unlock()
+	}
 	return n
 }
 
@@ -445,11 +505,12 @@ func Pipes() PipeStats { return pipes().snapshot() }
 // idle, or ctx ends: after a burst, the idle timeout closes them all.
 func WaitPipesClosed(ctx context.Context) error { return pipes().waitClosed(ctx) }
 
-// ReleaseIdlePipes closes the idle pipes now and returns how many it closed:
-// for a caller refused a descriptor (EMFILE) that the pool may be holding.
-func ReleaseIdlePipes() int {
+// ReleasePipes closes every pipe now, the idle ones and those of transfers
+// (which go on by copying), and returns how many it closed: for a caller
+// refused a descriptor (EMFILE) that the pool may be holding.
+func ReleasePipes() int {
 	if pl := madePool.Load(); pl != nil {
-		return pl.releaseIdle()
+		return pl.shed()
 	}
 	return 0
 }

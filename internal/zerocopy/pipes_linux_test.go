@@ -290,3 +290,75 @@ func TestSpliceReadsBackThePipeSize(t *testing.T) {
 		t.Errorf("spliced through pipes of %d to %d bytes; want between %d and %d", st.Smallest, st.Largest, minPipe, pl.b.maxSize)
 	}
 }
+
+// TestShedTakesAStalledPipe checks that the pool takes the pipe of a
+// transfer waiting for a client that does not read, at once, and that the
+// transfer then writes the bytes that were in it and copies the rest, every
+// byte arriving in order.
+func TestShedTakesAStalledPipe(t *testing.T) {
+	const size = 32 << 20 // far more than the sockets hold
+	server, client := pair(t)
+	src, up := tcpPair(t)
+	pl := newPool(testBudget(0), time.Hour, func() int { return 1 << 20 })
+	stalls := make(chan struct{}, 1)
+	pl.onStall = func() {
+		select {
+		case stalls <- struct{}{}:
+		default:
+		}
+	}
+	want := pattern(size)
+	go up.Write(want)
+	type result struct {
+		n       int64
+		err     error
+		handled bool
+	}
+	done := make(chan result, 1)
+	s := &Source{Conn: src, N: size}
+	go func() {
+		n, err, handled := server.spliceFrom(pl, s)
+		if !handled && err == nil {
+			var m int64
+			m, err = io.Copy(writerOnly{server.Conn}, s)
+			n += m
+		}
+		done <- result{n, err, handled}
+	}()
+	// The client reads a little, so the transfer is under way, and stops:
+	// the pump fills the sockets and waits with bytes in the pipe (it may
+	// have waited before, and moved on, while the client read).
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(client, head); err != nil {
+		t.Fatal(err)
+	}
+	<-stalls
+	var fds [2]int
+	pl.mu.Lock()
+	for tr := range pl.transfers {
+		tr.mu.Lock()
+		fds = [2]int{tr.p.r, tr.p.w}
+		tr.mu.Unlock()
+	}
+	pl.mu.Unlock()
+	if n := pl.shed(); n != 1 {
+		t.Fatalf("shed closed %d pipes, want 1", n)
+	}
+	if !closed(fds[0]) || !closed(fds[1]) || pl.snapshot().Open != 0 {
+		t.Errorf("the pipe is open after shed: %+v", pl.snapshot())
+	}
+	rest, err := io.ReadAll(io.LimitReader(client, size-int64(len(head))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.handled || r.n != size || s.NoPipe != NoPipeDescriptors {
+		t.Fatalf("ReadFrom moved %d, %v, handled %v, NoPipe %d; want %d copied after the pipe was taken", r.n, r.err, r.handled, s.NoPipe, size)
+	}
+	if !bytes.Equal(append(head, rest...), want) {
+		t.Errorf("the client got bytes that differ")
+	}
+	if got := server.Splice(); got <= 0 || got >= size {
+		t.Errorf("Splice() = %d, want some but not all of %d", got, size)
+	}
+}

@@ -9,5 +9,5 @@ func (c *Conn) readFromSource(s *Source) (int64, error) {
 	return io.Copy(writerOnly{c.Conn}, s)
 }
 
-// ReleaseIdlePipes closes the idle pipes: there are none without splice(2).
-func ReleaseIdlePipes() int { return 0 }
+// ReleasePipes closes the pipes: there are none without splice(2).
+func ReleasePipes() int { return 0 }
