@@ -81,11 +81,14 @@ func main() {
 	downloads := flag.Int("downloads", 4, "downloads of the file per round")
 	rounds := flag.Int("rounds", 5, "interleaved rounds for the CPU median")
 	straceRounds := flag.Int("strace-rounds", 1, "traced runs per proxy for the system calls (0: none)")
-	scenarios := flag.String("scenarios", "sequential,concurrent,slow", "what to run: sequential (the four proxies, one download at a time), concurrent, slow")
+	scenarios := flag.String("scenarios", "sequential,concurrent,slow", "what to run: sequential (the four proxies, one download at a time), concurrent, slow, pipesizes (a bare splice loop per pipe size against a copy)")
+	loop := flag.Int("loop", -1, "internal: run the bare loop with this pipe size (0: the copy)")
 	as := flag.String("as", "root,user", "whom the load scenarios run the Go proxies as: root, user (a plain user)")
 	flag.Parse()
 	var err error
 	switch {
+	case *loop >= 0:
+		err = runLoop(*loop, *upstream, *size)
 	case *child != "":
 		err = serveProxy(*child, *upstream)
 	case *serveDir != "":
@@ -101,6 +104,8 @@ func main() {
 				cfg.load = append(cfg.load, concurrentScenario)
 			case "slow":
 				cfg.load = append(cfg.load, slowScenario)
+			case "pipesizes":
+				cfg.pipeSizes = true
 			default:
 				err = fmt.Errorf("-scenarios: unknown %q", sc)
 			}
@@ -134,7 +139,11 @@ type config struct {
 	sequential   bool // the four proxies, one download at a time
 	load         []*scenario
 	accounts     []account
+	pipeSizes    bool // the bare splice loop through each pipe size, against a copy
 }
+
+// pipeSizesTotal is what each loop of the pipe sizes scenario moves.
+const pipeSizesTotal = 512 << 20
 
 // The load scenarios of the command line.
 var (
@@ -153,12 +162,13 @@ type result struct {
 }
 
 type results struct {
-	cfg      config
-	upstream string
-	pinned   bool
-	list     []*result
-	load     []*loadResult
-	took     time.Duration
+	cfg       config
+	upstream  string
+	pinned    bool
+	list      []*result
+	load      []*loadResult
+	pipeSizes []*pipeSizeResult
+	took      time.Duration
 }
 
 // bench holds what one run needs.
@@ -206,6 +216,11 @@ func run(cfg config) (*results, error) {
 	}
 	defer stopUp()
 	res.upstream = desc
+	if cfg.pipeSizes {
+		if res.pipeSizes, err = b.runPipeSizes(filepath.Join(files, "big.bin"), pipeSizesTotal); err != nil {
+			return nil, err
+		}
+	}
 	if !cfg.sequential {
 		res.load, err = b.runLoad(cfg.load, cfg.accounts)
 		res.took = time.Since(start)
@@ -535,6 +550,14 @@ func (res *results) find(name string) *result {
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
 
 func (res *results) write(w io.Writer) {
+	defer func() {
+		if len(res.load) > 0 {
+			writeLoad(w, res.load, res.cfg.rounds)
+		}
+		if len(res.pipeSizes) > 0 {
+			writePipeSizes(w, res.pipeSizes, pipeSizesTotal, res.cfg.rounds)
+		}
+	}()
 	if len(res.list) == 0 {
 		fmt.Fprintf(w, "upstream %s; took %s\n%s; ", res.upstream, res.took.Round(time.Second), benchproc.Machine())
 		if res.pinned {
@@ -542,14 +565,8 @@ func (res *results) write(w io.Writer) {
 		} else {
 			fmt.Fprintln(w, "not pinned")
 		}
-		writeLoad(w, res.load, res.cfg.rounds)
 		return
 	}
-	defer func() {
-		if len(res.load) > 0 {
-			writeLoad(w, res.load, res.cfg.rounds)
-		}
-	}()
 	fmt.Fprintf(w, "%d downloads of a %d MiB file per round through each proxy, upstream %s; CPU: the proxy process, median of %d interleaved rounds; system calls: %d traced run(s); took %s\n",
 		res.cfg.downloads, res.cfg.size>>20, res.upstream, res.cfg.rounds, res.cfg.straceRounds, res.took.Round(time.Second))
 	pinned := "not pinned"

@@ -10,22 +10,28 @@ import (
 	"testing"
 
 	"github.com/fastpath-go/fastpath/internal/asuser"
+	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
 )
 
 // TestMain lets the test binary stand in for the command's child processes.
 func TestMain(m *testing.M) {
 	for _, a := range os.Args[1:] {
-		if a == "-child" || a == "-serve" {
+		if a == "-child" || a == "-serve" || a == "-loop" {
 			fs := flag.NewFlagSet("child", flag.ExitOnError)
 			child := fs.String("child", "", "")
 			up := fs.String("upstream", "", "")
 			dir := fs.String("serve", "", "")
+			loop := fs.Int("loop", -1, "")
+			size := fs.Int64("size", 0, "")
 			fs.Parse(os.Args[1:])
 			flag.CommandLine = fs
 			var err error
-			if *child != "" {
+			switch {
+			case *loop >= 0:
+				err = runLoop(*loop, *up, *size)
+			case *child != "":
 				err = serveProxy(*child, *up)
-			} else {
+			default:
 				err = serveFiles(*dir)
 			}
 			if err != nil {
@@ -133,5 +139,39 @@ func TestRunLoad(t *testing.T) {
 	res.write(&out)
 	if !strings.Contains(out.String(), "| concurrent | ") || !strings.Contains(out.String(), "copied for want of a pipe") {
 		t.Errorf("the report lacks the load table:\n%s", out.String())
+	}
+}
+
+// TestRunPipeSizes runs the bare loops once each and checks that every one
+// moved every byte, the splice loops in no more calls than their pipe
+// allows at best.
+func TestRunPipeSizes(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/f"
+	const total = 8 << 20
+	if err := benchproc.WriteFile(path, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{cfg: config{rounds: 1, progress: io.Discard}, self: self}
+	list, err := b.runPipeSizes(path, total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != len(pipeSizes) {
+		t.Fatalf("%d loops measured, want %d", len(list), len(pipeSizes))
+	}
+	for _, r := range list {
+		// At best, a pair of calls per pipeful (per 32 KiB for the copy).
+		per := int64(r.size)
+		if per == 0 {
+			per = 32 << 10
+		}
+		if len(r.perGiB) != 1 || r.calls < 2*(1<<30)/per {
+			t.Errorf("%s: %d rounds, %d calls per GiB; want 1 round and at least %d calls", loopName(r.size), len(r.perGiB), r.calls, 2*(1<<30)/per)
+		}
 	}
 }
