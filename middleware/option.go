@@ -228,14 +228,3 @@ func WithSpanName(name func(r *http.Request, route string) string) Option {
 func WithAttributes(attrs func(r *http.Request) []attribute.KeyValue) Option {
 	return optionFunc(func(c *config) { c.attrs = attrs })
 }
-
-// routeOf returns the route of passed: from WithRoute's function if it
-// gives one, else chi's or ServeMux's.
-func (c *config) routeOf(passed *http.Request) string {
-	if c.route != nil {
-		if route := c.route(passed); route != "" {
-			return route
-		}
-	}
-	return routeOf(passed)
-}

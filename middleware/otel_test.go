@@ -575,27 +575,3 @@ func TestPropagationFields(t *testing.T) {
 		})
 	}
 }
-
-// TestSplitHostPort checks the server.address/port and network.peer split.
-func TestSplitHostPort(t *testing.T) {
-	tests := []struct {
-		in   string
-		host string
-		port int
-	}{
-		{"example.com", "example.com", 0},
-		{"example.com:8080", "example.com", 8080},
-		{"127.0.0.1:1234", "127.0.0.1", 1234},
-		{"[::1]:443", "::1", 443},
-		{"[::1]", "::1", 0},
-		{"example.com:notaport", "example.com", 0},
-		{"example.com:70000", "example.com", 0},
-		{"", "", 0},
-		{"a:b:c", "a:b:c", 0},
-	}
-	for _, tt := range tests {
-		if host, port := splitHostPort(tt.in); host != tt.host || port != tt.port {
-			t.Errorf("splitHostPort(%q) = %q, %d; want %q, %d", tt.in, host, port, tt.host, tt.port)
-		}
-	}
-}
