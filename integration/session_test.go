@@ -130,7 +130,7 @@ func TestVideoSession(t *testing.T) {
 	recs := logs.wait(t, 3)
 
 	tests := []struct {
-		errType string
+		errType middleware.ErrorType
 		level   slog.Level
 		body    int64 // -1: at least the 1 MiB read, less than the range
 		span    codes.Code
@@ -145,7 +145,7 @@ func TestVideoSession(t *testing.T) {
 	}
 	for i, tt := range tests {
 		rec := recs[i]
-		if got, _ := rec["error.type"].(string); got != tt.errType {
+		if got, _ := rec["error.type"].(string); got != string(tt.errType) {
 			t.Errorf("request %d: log error.type %q, want %q", i, got, tt.errType)
 		}
 		if rec["level"] != tt.level {
@@ -158,10 +158,10 @@ func TestVideoSession(t *testing.T) {
 		if sf := rec[middleware.SendfileSizeKey].(int64); sf != body-512 {
 			t.Errorf("request %d: sendfile size %d, want the body less net/http's first 512 bytes (%d)", i, sf, body-512)
 		}
-		var spanType string
+		var spanType middleware.ErrorType
 		for _, kv := range ended[i].Attributes {
 			if kv.Key == "error.type" {
-				spanType = kv.Value.AsString()
+				spanType = middleware.ErrorType(kv.Value.AsString())
 			}
 		}
 		if spanType != tt.errType || ended[i].Status.Code != tt.span {
@@ -173,7 +173,7 @@ func TestVideoSession(t *testing.T) {
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	byType := map[string]uint64{}
+	byType := map[middleware.ErrorType]uint64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if m.Name != "http.server.request.duration" {
@@ -181,11 +181,11 @@ func TestVideoSession(t *testing.T) {
 			}
 			for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 				v, _ := dp.Attributes.Value(attribute.Key("error.type"))
-				byType[v.AsString()] += dp.Count
+				byType[middleware.ErrorType(v.AsString())] += dp.Count
 			}
 		}
 	}
-	want := map[string]uint64{"": 1, middleware.ErrorTypeClientAborted: 1, middleware.ErrorTypeSendTimeout: 1}
+	want := map[middleware.ErrorType]uint64{"": 1, middleware.ErrorTypeClientAborted: 1, middleware.ErrorTypeSendTimeout: 1}
 	if fmt.Sprint(byType) != fmt.Sprint(want) {
 		t.Errorf("requests by error.type %v, want %v", byType, want)
 	}

@@ -8,44 +8,50 @@ import (
 	"syscall"
 )
 
-// The values of error.type, in logs, metrics and spans, for a response that
-// did not complete (see "Status, aborts, hijacks and panics" in the package
-// documentation). A 5xx response that completed has its status code as its
-// error.type instead.
+// ErrorType is the error.type recorded for a request, the same in logs,
+// metrics and spans. It takes exactly these values:
+//
+//   - "", the zero ErrorType: the response completed, with a status below 500;
+//   - one of the ErrorType constants below: the response was aborted (see
+//     "Status, aborts, hijacks and panics" in the package documentation);
+//   - the decimal form of the status code ("500", "503") of a response that
+//     completed with a status of 500 or more, as the OpenTelemetry semantic
+//     conventions ask of a server error.
+type ErrorType string
+
+// The ErrorType values of a response that did not complete.
 const (
 	// ErrorTypeClientAborted means the client went away, or reset the connection,
 	// before it had the whole response (a browser cancelling a download to
 	// seek, say). Normal traffic: logged at Info by default, and the span
 	// status is left unset.
-	ErrorTypeClientAborted = "client_aborted"
+	ErrorTypeClientAborted ErrorType = "client_aborted"
 	// ErrorTypeSendTimeout means a write missed its deadline, such as the one
 	// handlers.WithSendTimeout keeps ahead of a download that progresses, or
 	// http.Server.WriteTimeout. The server cut off a client that stopped
 	// reading. Logged at Warn by default.
-	ErrorTypeSendTimeout = "send_timeout"
+	ErrorTypeSendTimeout ErrorType = "send_timeout"
 	// ErrorTypeWriteError means a write failed for another reason (the server
 	// closed the connection at shutdown, say).
-	ErrorTypeWriteError = "write_error"
+	ErrorTypeWriteError ErrorType = "write_error"
 	// ErrorTypeShortBody means the handler returned without writing the whole
 	// body its Content-Length declared (a file truncated while it was sent,
 	// an upstream that died mid-body), so the client saw the response cut.
-	ErrorTypeShortBody = "short_body"
+	ErrorTypeShortBody ErrorType = "short_body"
 	// ErrorTypeHandlerAborted means the handler aborted the response on purpose
 	// with panic(http.ErrAbortHandler), as httputil.ReverseProxy does when
 	// its upstream fails mid-body, or with runtime.Goexit.
-	ErrorTypeHandlerAborted = "handler_aborted"
+	ErrorTypeHandlerAborted ErrorType = "handler_aborted"
 	// ErrorTypePanic means the handler panicked.
-	ErrorTypePanic = "panic"
+	ErrorTypePanic ErrorType = "panic"
 )
 
-// errorType returns the OpenTelemetry error.type of the request: "" for a
-// response that completed, the status code of a 5xx, or an ErrorType value
-// for an aborted response. The order matters where
+// errorType returns the request's ErrorType. The order matters where
 // several causes meet: a deadline or a connection the server closed names
 // its cause exactly, a client that left explains the failures that follow,
 // and a deliberate abort (httputil.ReverseProxy's, when its upstream fails)
 // or a short body is what remains.
-func (rec *record) errorType() string {
+func (rec *record) errorType() ErrorType {
 	switch {
 	case rec.panicked && !rec.abortPanic():
 		return ErrorTypePanic
@@ -65,14 +71,14 @@ func (rec *record) errorType() string {
 		return ErrorTypeShortBody
 	}
 	if s := rec.status(); s >= 500 {
-		return statusText(s)
+		return ErrorType(statusText(s))
 	}
 	return ""
 }
 
 // serverFault reports whether errType is the server's concern rather than
 // the client's: everything but a completed response and a client that left.
-func serverFault(errType string) bool {
+func serverFault(errType ErrorType) bool {
 	return errType != "" && errType != ErrorTypeClientAborted
 }
 

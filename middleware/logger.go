@@ -141,7 +141,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 		attrs = append(attrs, slog.String(keyTraceID, traceID), slog.String(keySpanID, spanID))
 	}
 	if errType != "" {
-		attrs = append(attrs, slog.String(keyErrorType, errType))
+		attrs = append(attrs, slog.String(keyErrorType, string(errType)))
 	}
 	if errType == ErrorTypePanic {
 		attrs = append(attrs,

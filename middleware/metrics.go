@@ -192,8 +192,9 @@ func spanContext(ctx context.Context, rec *record) context.Context {
 // attrKey is what the attribute set of a measurement is made from. Every
 // field has bounded cardinality: methods are normalised, routes are patterns.
 type attrKey struct {
-	method, scheme, route, proto, errType string
-	status                                int
+	method, scheme, route, proto string
+	errType                      ErrorType
+	status                       int
 }
 
 func (k attrKey) attributes() []attribute.KeyValue {
@@ -209,7 +210,7 @@ func (k attrKey) attributes() []attribute.KeyValue {
 		kvs = append(kvs, semconv.NetworkProtocolVersion(k.proto))
 	}
 	if k.errType != "" {
-		kvs = append(kvs, semconv.ErrorTypeKey.String(k.errType))
+		kvs = append(kvs, semconv.ErrorTypeKey.String(string(k.errType)))
 	}
 	return kvs
 }

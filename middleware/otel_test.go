@@ -410,7 +410,7 @@ func TestTelemetryAbortedDownload(t *testing.T) {
 		attribute.String("network.protocol.version", "1.1"),
 		attribute.Int("http.response.status_code", 200),
 		attribute.String("http.route", "/files/{name}"),
-		attribute.String("error.type", ErrorTypeClientAborted),
+		attribute.String("error.type", string(ErrorTypeClientAborted)),
 	})
 	ms := tel.collect(t)
 	body := histogramPoints(t, ms["http.server.response.body.size"])
@@ -431,7 +431,7 @@ func TestTelemetryAbortedDownload(t *testing.T) {
 			errType = kv.Value.AsString()
 		}
 	}
-	if errType != ErrorTypeClientAborted {
+	if errType != string(ErrorTypeClientAborted) {
 		t.Errorf("span error.type %q, want %s", errType, ErrorTypeClientAborted)
 	}
 }
@@ -531,7 +531,7 @@ func TestTracingShortBody(t *testing.T) {
 			errType = kv.Value.AsString()
 		}
 	}
-	if errType != ErrorTypeShortBody {
+	if errType != string(ErrorTypeShortBody) {
 		t.Errorf("error.type %q, want %s", errType, ErrorTypeShortBody)
 	}
 }

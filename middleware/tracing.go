@@ -215,7 +215,7 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	}
 	errType := rec.errorType()
 	if errType != "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+		attrs = append(attrs, semconv.ErrorTypeKey.String(string(errType)))
 	}
 	span.SetAttributes(attrs...)
 
@@ -252,7 +252,7 @@ func spanName(method, route string) string {
 
 // errorDescriptions are the span status descriptions of the error types
 // that are the server's concern.
-var errorDescriptions = map[string]string{
+var errorDescriptions = map[ErrorType]string{
 	ErrorTypeSendTimeout:    "send timeout: the client stopped reading",
 	ErrorTypeWriteError:     "writing the response failed",
 	ErrorTypeShortBody:      "response body shorter than its Content-Length",
