@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package handlers
 
@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -197,7 +196,7 @@ func slowServer(t *testing.T, size int64, d time.Duration) (addr string, done <-
 // TCP reopens its window in steps of a few KiB. On loopback with Linux's
 // default buffers the steps are about 64 KiB (one loopback segment), which
 // a 16 KiB/s reader frees only every four seconds; the send timeout must
-// then be larger than that (see the package documentation).
+// then be larger than that (see WithSendTimeout).
 func dialSmallWindow(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -442,14 +441,11 @@ func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// TestWatchSendSmallFile checks that on Linux a whole file of at most
+// TestWatchSendSmallFile checks that a whole file of at most
 // smallBody bytes gets one deadline d ahead and no watch, and that a larger
 // one, or a range of a small one, is watched (a deadline at once and one
 // more on stop).
 func TestWatchSendSmallFile(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("small files are watched like any other outside Linux")
-	}
 	f, err := os.Open(os.Args[0])
 	if err != nil {
 		t.Fatal(err)
