@@ -137,12 +137,11 @@
 // imports the OpenTelemetry API only: choose and configure the SDK in your
 // main package.
 //
-// error.type is the status code for 5xx responses and an ErrorType value for
-// aborted responses, in logs, metrics and spans alike. A span's status is
-// Error for 5xx responses and for every aborted response but client_aborted,
-// which leaves it unset.
-// Metrics and the span share the request's start and end instants, so the
-// duration metric equals the span's duration.
+// error.type (an ErrorType) is the same in logs, metrics and spans. A span's
+// status is Error for 5xx responses and for every aborted response but
+// client_aborted, which leaves it unset. Metrics and the span share the
+// request's start and end instants, so the duration metric equals the
+// span's duration.
 //
 // # Request ids and traces
 //

@@ -35,8 +35,7 @@ const SpliceSizeMetric = "fastpath.server.response.splice.size"
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
 // none was observed), http.route (a pattern, never a raw path),
-// network.protocol.version and error.type (the status code for 5xx, or one
-// of the ErrorType values for a response that did not complete).
+// network.protocol.version and error.type (the ErrorType, when not empty).
 // http.server.active_requests carries the method and scheme only. Response
 // body sizes are right for files served through ReadFrom.
 //

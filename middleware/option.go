@@ -65,13 +65,12 @@ func WithSkip(skip func(r *http.Request) bool) Option {
 }
 
 // WithLevel sets how Logger chooses a record's level from the response
-// status and its error.type (an ErrorType: "" for a response that completed,
-// else the status code of a 5xx or one of the ErrorType constants). A status
-// of 0 means none was observed (a hijacked connection). The default logs Error for 5xx
-// and for responses cut short through the server's fault, Warn for a send
-// timeout and for 4xx, and Info for the rest, a client that left early
-// included: on a download or video server, clients that cancel (a player
-// seeking) are normal traffic.
+// status and its ErrorType. A status of 0 means none was observed (a
+// hijacked connection). The default logs Error for 5xx and for responses
+// cut short through the server's fault, Warn for a send timeout and for
+// 4xx, and Info for the rest, a client that left early included: on a
+// download or video server, clients that cancel (a player seeking) are
+// normal traffic.
 func WithLevel(level func(status int, errorType ErrorType) slog.Level) Option {
 	return optionFunc(func(c *config) {
 		if level != nil {
