@@ -28,8 +28,9 @@ import (
 
 // records is a slog.Handler keeping each record's level and attributes.
 type records struct {
-	mu   sync.Mutex
-	recs []map[string]any
+	mu     sync.Mutex
+	recs   []map[string]any
+	served int // requests wait has seen served
 }
 
 func (h *records) Enabled(context.Context, slog.Level) bool { return true }
@@ -44,19 +45,25 @@ func (h *records) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// wait returns the first n records once there are n.
-func (h *records) wait(t *testing.T, n int) []map[string]any {
+// wait returns the first n records once n requests in all have been served,
+// each told by a send on served once the outermost middleware has returned:
+// by then its log record, span and measurements are all recorded. The
+// minute only keeps a broken server from hanging the test.
+func (h *records) wait(t *testing.T, served <-chan struct{}, n int) []map[string]any {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		h.mu.Lock()
-		got := append([]map[string]any(nil), h.recs...)
-		h.mu.Unlock()
-		if len(got) >= n {
-			return got[:n]
+	for ; h.served < n; h.served++ {
+		select {
+		case <-served:
+		case <-time.After(time.Minute):
+			t.Fatalf("fewer than %d requests served after a minute", n)
 		}
 	}
-	t.Fatalf("fewer than %d request records after a minute", n)
-	return nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.recs) < n {
+		t.Fatalf("%d request records for %d requests", len(h.recs), n)
+	}
+	return append([]map[string]any(nil), h.recs[:n]...)
 }
 
 // TestVideoSession plays a video as a browser does: it starts a bytes=0-
@@ -85,7 +92,11 @@ func TestVideoSession(t *testing.T) {
 	h = middleware.Logger(slog.New(logs))(h)
 	h = middleware.Metrics(middleware.WithMeterProvider(mp))(h)
 	h = middleware.Tracing(middleware.WithTracerProvider(tp))(h)
-	srv := httptest.NewUnstartedServer(h)
+	served := make(chan struct{}, 3)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { served <- struct{}{} }()
+		h.ServeHTTP(w, r)
+	}))
 	srv.Listener = middleware.Listener(srv.Listener)
 	srv.Start()
 	defer srv.Close()
@@ -113,24 +124,24 @@ func TestVideoSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	logs.wait(t, 1)
+	logs.wait(t, served, 1)
 	c, resp = get(fmt.Sprintf("bytes=%d-", size/2))
 	got, err := io.ReadAll(resp.Body)
 	c.Close()
 	if err != nil || string(got) != string(data[size/2:]) {
 		t.Fatalf("after the seek: %d bytes, %v; want the second half of the file", len(got), err)
 	}
-	logs.wait(t, 2)
+	logs.wait(t, served, 2)
 	// A player that stops reading (a paused tab that keeps its connection).
 	c, resp = get("bytes=0-")
 	defer c.Close()
 	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	recs := logs.wait(t, 3)
+	recs := logs.wait(t, served, 3)
 
 	tests := []struct {
-		errType string
+		errType middleware.ErrorType
 		level   slog.Level
 		body    int64 // -1: at least the 1 MiB read, less than the range
 		span    codes.Code
@@ -145,7 +156,7 @@ func TestVideoSession(t *testing.T) {
 	}
 	for i, tt := range tests {
 		rec := recs[i]
-		if got, _ := rec["error.type"].(string); got != tt.errType {
+		if got, _ := rec["error.type"].(string); got != string(tt.errType) {
 			t.Errorf("request %d: log error.type %q, want %q", i, got, tt.errType)
 		}
 		if rec["level"] != tt.level {
@@ -158,10 +169,10 @@ func TestVideoSession(t *testing.T) {
 		if sf := rec[middleware.SendfileSizeKey].(int64); sf != body-512 {
 			t.Errorf("request %d: sendfile size %d, want the body less net/http's first 512 bytes (%d)", i, sf, body-512)
 		}
-		var spanType string
+		var spanType middleware.ErrorType
 		for _, kv := range ended[i].Attributes {
 			if kv.Key == "error.type" {
-				spanType = kv.Value.AsString()
+				spanType = middleware.ErrorType(kv.Value.AsString())
 			}
 		}
 		if spanType != tt.errType || ended[i].Status.Code != tt.span {
@@ -173,7 +184,7 @@ func TestVideoSession(t *testing.T) {
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	byType := map[string]uint64{}
+	byType := map[middleware.ErrorType]uint64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if m.Name != "http.server.request.duration" {
@@ -181,11 +192,11 @@ func TestVideoSession(t *testing.T) {
 			}
 			for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 				v, _ := dp.Attributes.Value(attribute.Key("error.type"))
-				byType[v.AsString()] += dp.Count
+				byType[middleware.ErrorType(v.AsString())] += dp.Count
 			}
 		}
 	}
-	want := map[string]uint64{"": 1, middleware.ErrorTypeClientAborted: 1, middleware.ErrorTypeSendTimeout: 1}
+	want := map[middleware.ErrorType]uint64{"": 1, middleware.ErrorTypeClientAborted: 1, middleware.ErrorTypeSendTimeout: 1}
 	if fmt.Sprint(byType) != fmt.Sprint(want) {
 		t.Errorf("requests by error.type %v, want %v", byType, want)
 	}

@@ -1,5 +1,6 @@
 // Package middleware provides logging, metrics and tracing middleware for
-// chi and net/http that keeps a file server on the kernel's zero-copy path.
+// chi and net/http that keeps a file server on the kernel's zero-copy path,
+// and a Listener that measures how many bytes took it.
 //
 // Logger, Metrics and Tracing each have the shape func(http.Handler)
 // http.Handler, so they mount with chi's r.Use or wrap any handler:
@@ -54,7 +55,8 @@
 // definition the rest of the package refers to.
 //
 // An aborted response is recorded with the body bytes that did get out and
-// an error.type that says why (the ErrorType constants):
+// an error.type that says why (the ErrorType constants; ErrorType lists
+// every value error.type takes):
 //
 //	client_aborted   the client went away or reset the connection (a video
 //	                 player seeking cancels its open range request)
@@ -135,12 +137,11 @@
 // imports the OpenTelemetry API only: choose and configure the SDK in your
 // main package.
 //
-// error.type is the status code for 5xx responses and an ErrorType value for
-// aborted responses, in logs, metrics and spans alike. A span's status is
-// Error for 5xx responses and for every aborted response but client_aborted,
-// which leaves it unset.
-// Metrics and the span share the request's start and end instants, so the
-// duration metric equals the span's duration.
+// error.type (an ErrorType) is the same in logs, metrics and spans. A span's
+// status is Error for 5xx responses and for every aborted response but
+// client_aborted, which leaves it unset. Metrics and the span share the
+// request's start and end instants, so the duration metric equals the
+// span's duration.
 //
 // # Request ids and traces
 //

@@ -18,36 +18,6 @@ const (
 	HijackedKey = "fastpath.hijacked"
 )
 
-// The values of error.type, in logs, metrics and spans, for a response that
-// did not complete (see "Status, aborts, hijacks and panics" in the package
-// documentation). A 5xx response that completed has its status code as its
-// error.type instead.
-const (
-	// ErrorTypeClientAborted means the client went away, or reset the connection,
-	// before it had the whole response (a browser cancelling a download to
-	// seek, say). Normal traffic: logged at Info by default, and the span
-	// status is left unset.
-	ErrorTypeClientAborted = "client_aborted"
-	// ErrorTypeSendTimeout means a write missed its deadline, such as the one
-	// handlers.WithSendTimeout keeps ahead of a download that progresses, or
-	// http.Server.WriteTimeout. The server cut off a client that stopped
-	// reading. Logged at Warn by default.
-	ErrorTypeSendTimeout = "send_timeout"
-	// ErrorTypeWriteError means a write failed for another reason (the server
-	// closed the connection at shutdown, say).
-	ErrorTypeWriteError = "write_error"
-	// ErrorTypeShortBody means the handler returned without writing the whole
-	// body its Content-Length declared (a file truncated while it was sent,
-	// an upstream that died mid-body), so the client saw the response cut.
-	ErrorTypeShortBody = "short_body"
-	// ErrorTypeHandlerAborted means the handler aborted the response on purpose
-	// with panic(http.ErrAbortHandler), as httputil.ReverseProxy does when
-	// its upstream fails mid-body, or with runtime.Goexit.
-	ErrorTypeHandlerAborted = "handler_aborted"
-	// ErrorTypePanic means the handler panicked.
-	ErrorTypePanic = "panic"
-)
-
 // Logger's keys: the semantic conventions' names where they have one.
 const (
 	keyMethod         = string(semconv.HTTPRequestMethodKey)

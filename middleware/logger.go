@@ -43,7 +43,7 @@ import (
 //	http.request.header.<name>   headers named by WithRequestHeaders
 //	request_id                   chi's request id, when present
 //	trace_id, span_id            the current span, when valid
-//	error.type                   the status code for 5xx, or an ErrorType value
+//	error.type                   the ErrorType, when not empty
 //	exception.type               the panic value's type, after a panic
 //	exception.message            the panic value, after a panic
 //	fastpath.hijacked            true when the connection was hijacked
@@ -141,7 +141,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 		attrs = append(attrs, slog.String(keyTraceID, traceID), slog.String(keySpanID, spanID))
 	}
 	if errType != "" {
-		attrs = append(attrs, slog.String(keyErrorType, errType))
+		attrs = append(attrs, slog.String(keyErrorType, string(errType)))
 	}
 	if errType == ErrorTypePanic {
 		attrs = append(attrs,

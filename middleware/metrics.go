@@ -35,8 +35,7 @@ const SpliceSizeMetric = "fastpath.server.response.splice.size"
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
 // none was observed), http.route (a pattern, never a raw path),
-// network.protocol.version and error.type (the status code for 5xx, or one
-// of the ErrorType values for a response that did not complete).
+// network.protocol.version and error.type (the ErrorType, when not empty).
 // http.server.active_requests carries the method and scheme only. Response
 // body sizes are right for files served through ReadFrom.
 //
@@ -192,8 +191,9 @@ func spanContext(ctx context.Context, rec *record) context.Context {
 // attrKey is what the attribute set of a measurement is made from. Every
 // field has bounded cardinality: methods are normalised, routes are patterns.
 type attrKey struct {
-	method, scheme, route, proto, errType string
-	status                                int
+	method, scheme, route, proto string
+	errType                      ErrorType
+	status                       int
 }
 
 func (k attrKey) attributes() []attribute.KeyValue {
@@ -209,7 +209,7 @@ func (k attrKey) attributes() []attribute.KeyValue {
 		kvs = append(kvs, semconv.NetworkProtocolVersion(k.proto))
 	}
 	if k.errType != "" {
-		kvs = append(kvs, semconv.ErrorTypeKey.String(k.errType))
+		kvs = append(kvs, semconv.ErrorTypeKey.String(string(k.errType)))
 	}
 	return kvs
 }

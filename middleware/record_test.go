@@ -381,7 +381,7 @@ func TestPanic(t *testing.T) {
 		handler       http.HandlerFunc
 		value         any
 		wantStatus    int
-		wantErrorType string
+		wantErrorType ErrorType
 		wantException bool
 	}{
 		{
@@ -442,7 +442,7 @@ func TestPanic(t *testing.T) {
 				if got := e.Attrs["http.response.status_code"]; got != int64(tt.wantStatus) {
 					t.Errorf("status = %v, want %d", got, tt.wantStatus)
 				}
-				if got := e.Attrs["error.type"]; got != tt.wantErrorType {
+				if got := e.Attrs["error.type"]; got != string(tt.wantErrorType) {
 					t.Errorf("error.type = %v, want %s", got, tt.wantErrorType)
 				}
 				if got, ok := e.Attrs["exception.message"]; ok != tt.wantException || (ok && got != fmt.Sprint(tt.value)) {
@@ -474,7 +474,7 @@ func TestClientAbort(t *testing.T) {
 		name      string
 		handler   http.HandlerFunc
 		read      int64 // body bytes the client reads before closing
-		wantError string
+		wantError ErrorType
 		wantLevel slog.Level
 		wantBody  int64 // -1: at least read, less than the file
 	}{
@@ -530,7 +530,7 @@ func TestClientAbort(t *testing.T) {
 			srv.Close()
 
 			e := logs.only(t)
-			if got, _ := e.Attrs["error.type"].(string); got != tt.wantError {
+			if got, _ := e.Attrs["error.type"].(string); got != string(tt.wantError) {
 				t.Errorf("error.type = %q, want %q", got, tt.wantError)
 			}
 			if got := e.Attrs["http.response.status_code"]; got != int64(200) {
