@@ -5,9 +5,11 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -66,6 +68,45 @@ func BenchmarkStack(b *testing.B) {
 		mp, tp := benchkit.Providers(b)
 		benchkit.Run(b, benchkit.Router(Tracing(WithTracerProvider(tp)), Metrics(WithMeterProvider(mp)), Logger(jsonLog)))
 	})
+}
+
+// BenchmarkSetAttributes measures the whole stack serving a handler that
+// does not call SetAttributes (its cost when unused, to compare with
+// BenchmarkStack's Logger+Metrics+Tracing: the same allocations), one that
+// adds two attributes, and, for scale, the same two given by WithAttributes.
+func BenchmarkSetAttributes(b *testing.B) {
+	jsonLog := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	handler := func(set bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if set {
+				SetAttributes(r.Context(), attribute.String("app.order", "A-7"), attribute.Int("app.items", 3))
+			}
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "hello")
+		})
+	}
+	with := WithAttributes(func(*http.Request) []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("app.order", "A-7"), attribute.Int("app.items", 3)}
+	})
+	for _, bc := range []struct {
+		name string
+		set  bool
+		opts []Option
+	}{
+		{"unused", false, nil},
+		{"two", true, nil},
+		{"WithAttributes/two", false, []Option{with}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			mp, tp := benchkit.Providers(b)
+			r := chi.NewRouter()
+			r.Use(Tracing(append(bc.opts, WithTracerProvider(tp))...),
+				Metrics(WithMeterProvider(mp)),
+				Logger(jsonLog, bc.opts...))
+			r.Get(benchkit.Route, handler(bc.set).ServeHTTP)
+			benchkit.Run(b, r)
+		})
+	}
 }
 
 // BenchmarkFloor measures what the other libraries cost on their own for one

@@ -102,11 +102,13 @@
 //
 // # Adding to what is recorded
 //
-// WithAttributes adds attributes of your own, computed once the handler has
-// returned, to the signal of each middleware given the option: the log
-// record, the span, or every measurement (where each distinct value is a time
-// series, so values must come from a small fixed set). WithSpanName names
-// spans other than "{method} {route}".
+// SetAttributes, called from a handler, adds attributes of your own to the
+// request's log record and span (an order id, a cache verdict). WithAttributes
+// computes them from the request once the handler has returned, for the
+// signal of each middleware given the option: the log record, the span, or
+// every measurement (where each distinct value is a time series, so values
+// must come from a small fixed set). WithSpanName names spans other than
+// "{method} {route}".
 //
 // # Zero-copy accounting
 //

@@ -48,7 +48,8 @@ type record struct {
 	panicVal any // nil with panicked set means runtime.Goexit
 
 	route string
-	span  trace.SpanContext // the server span Tracing started, if any
+	span  trace.SpanContext          // the server span Tracing started, if any
+	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started

@@ -197,9 +197,13 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	case rec.route != "":
 		span.SetName(spanName(requestMethod(r.Method), rec.route))
 	}
+	// The user's before fastpath's own, so that those win on a shared key;
+	// SetAttributes' after WithAttributes', so that they win over those.
 	if t.cfg.attrs != nil {
-		// Before fastpath's own, so that those win on a shared key.
 		span.SetAttributes(t.cfg.attrs(r)...)
+	}
+	if extra := extraOf(rec); len(extra) > 0 {
+		span.SetAttributes(extra...)
 	}
 	attrs = append(attrs, // int64, not semconv's int helpers: bodies pass 2 GiB
 		semconv.HTTPRequestBodySizeKey.Int64(rec.reqBody.Load()),
