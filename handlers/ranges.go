@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/fastpath-go/fastpath/internal/httpsyntax"
 )
 
 // byteRange is a satisfiable byte range of a representation: length bytes
@@ -44,7 +46,7 @@ const (
 // where the positions and the suffix length are 1*DIGIT, of any length.
 func parseRange(value string, size int64, maxRanges int) ([]byteRange, rangeVerdict) {
 	unit, set, ok := strings.Cut(value, "=")
-	if !ok || !isToken(unit) {
+	if !ok || !httpsyntax.IsToken(unit) {
 		return nil, rangeInvalid
 	}
 	// Range unit names are case-insensitive (section 14.1), and a server
@@ -168,23 +170,6 @@ func compareDigits(a, b string) int {
 		return len(a) - len(b)
 	}
 	return strings.Compare(a, b)
-}
-
-// isToken reports whether s is a token (RFC 9110, section 5.6.2).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // contentRange returns the Content-Range value of a part (RFC 9110, section

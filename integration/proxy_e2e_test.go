@@ -29,6 +29,7 @@ import (
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/proxy"
 )
 
 // proxyChildEnv carries a proxyChildConfig (as JSON) to a re-executed test
@@ -116,7 +117,7 @@ func (o *observed) report() (serverReport, error) {
 }
 
 // runProxyChild serves a handlers.FileServer upstream and a
-// handlers.ReverseProxy in front of it, both with Logger, Metrics, Tracing
+// proxy.ReverseProxy in front of it, both with Logger, Metrics, Tracing
 // and Listener, until standard input closes; it prints the proxy's address
 // first and writes its report last.
 func runProxyChild(raw string) int {
@@ -139,8 +140,8 @@ func runProxyChild(raw string) int {
 	go usrv.Serve(middleware.Listener(uln))
 
 	target := &url.URL{Scheme: "http", Host: uln.Addr().String()}
-	tr := &handlers.ProxyTransport{}
-	var ph http.Handler = handlers.ReverseProxy(&httputil.ReverseProxy{
+	tr := &proxy.Transport{}
+	var ph http.Handler = proxy.ReverseProxy(&httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		Transport: tr,
 	})
@@ -245,7 +246,7 @@ func splices(path string) (toPipe, toSocket strace.Calls, err error) {
 	return toPipe, toSocket, sc.Err()
 }
 
-// TestProxyEndToEndStrace runs handlers.ReverseProxy in front of a
+// TestProxyEndToEndStrace runs proxy.ReverseProxy in front of a
 // handlers.FileServer upstream, both under Logger, Metrics, Tracing and
 // Listener, in a child process under strace -f, and checks for each download
 // that the body sizes the client received, the proxy recorded and the
@@ -272,7 +273,7 @@ func TestProxyEndToEndStrace(t *testing.T) {
 		wantSplice   int64
 		wantSendfile int64 // at the upstream
 		wantPath     string
-		wantReason   string
+		wantReason   middleware.CopyReason
 	}{
 		{name: "full download", wantStatus: 200, wantBody: data,
 			wantSplice: size, wantSendfile: size - sniffLen, wantPath: "splice"},
@@ -286,11 +287,11 @@ func TestProxyEndToEndStrace(t *testing.T) {
 			wantSplice: -1, wantSendfile: 1000 + 1000000 - sniffLen, wantPath: "splice"},
 		{name: "HEAD", method: "HEAD", wantStatus: 200, wantLen: 0},
 		{name: "a wrapper hides ReadFrom", hide: true, wantStatus: 200, wantBody: data,
-			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: handlers.CopyReasonNoReadFrom},
+			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: middleware.CopyReasonNoReadFrom},
 		{name: "TLS client", tls: true, wantStatus: 200, wantBody: data,
-			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: handlers.CopyReasonClientTLS},
+			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: middleware.CopyReasonClientTLS},
 		{name: "HTTP/2 client", tls: true, http2: true, wantStatus: 200, wantBody: data,
-			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: handlers.CopyReasonClientHTTP2},
+			wantSplice: 0, wantSendfile: size - sniffLen, wantPath: "copy", wantReason: middleware.CopyReasonClientHTTP2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,11 +373,11 @@ func TestProxyEndToEndStrace(t *testing.T) {
 			if _, ok := plog["error.type"]; ok {
 				t.Errorf("proxy error.type %v, want none", plog["error.type"])
 			}
-			if got, _ := pspan[handlers.ProxyBodyKey].(string); got != tt.wantPath {
-				t.Errorf("%s = %q, want %q", handlers.ProxyBodyKey, got, tt.wantPath)
+			if got, _ := pspan[proxy.BodyKey].(string); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", proxy.BodyKey, got, tt.wantPath)
 			}
-			if got, _ := pspan[handlers.ProxyCopyReasonKey].(string); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q", handlers.ProxyCopyReasonKey, got, tt.wantReason)
+			if got, _ := pspan[proxy.CopyReasonKey].(string); middleware.CopyReason(got) != tt.wantReason {
+				t.Errorf("%s = %q, want %q", proxy.CopyReasonKey, got, tt.wantReason)
 			}
 
 			sum, err := strace.ParseFile(trace)

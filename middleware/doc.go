@@ -112,7 +112,7 @@
 // with sendfile: fastpath.response.sendfile.size in logs and spans. Without
 // Listener that value is unknown and left out, never guessed.
 //
-// A body proxied by handlers.ReverseProxy goes from the upstream socket to
+// A body proxied by proxy.ReverseProxy goes from the upstream socket to
 // the client's by splice(2) instead; Listener counts those bytes too, as
 // fastpath.response.splice.size (and the fastpath.server.response.splice.size
 // histogram). Both are measured where the bytes reach the client's

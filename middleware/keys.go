@@ -11,7 +11,7 @@ const (
 	// present only with Listener.
 	SendfileSizeKey = "fastpath.response.sendfile.size"
 	// SpliceSizeKey holds the response body bytes moved to the client by
-	// splice(2) (a proxied body, see handlers.ReverseProxy); present only
+	// splice(2) (a proxied body, see proxy.ReverseProxy); present only
 	// with Listener.
 	SpliceSizeKey = "fastpath.response.splice.size"
 	// HijackedKey is set to true when the handler hijacked the connection.

@@ -18,7 +18,7 @@ import (
 // wrapper, so a wrapper anywhere in the chain that hides io.ReaderFrom shows
 // up as zero rather than being assumed away. Logger, Metrics and Tracing
 // report them as fastpath.response.sendfile.size and
-// fastpath.response.splice.size (the bytes of a body handlers.ReverseProxy
+// fastpath.response.splice.size (the bytes of a body proxy.ReverseProxy
 // spliced from its upstream); without Listener they leave them out rather
 // than guess.
 //

@@ -5,7 +5,7 @@
 //	go run ./examples/proxy -upstream http://127.0.0.1:8081 [-addr 127.0.0.1:8080]
 //
 // Everything but /metrics (Prometheus text format) and /healthz is proxied
-// through handlers.ReverseProxy. Request logs are JSON lines on standard
+// through proxy.ReverseProxy. Request logs are JSON lines on standard
 // output, with http.response.body.size and fastpath.response.splice.size;
 // traces and metrics also go over OTLP when the standard OTEL_* environment
 // variables ask for it. SIGINT or SIGTERM shuts it down gracefully.
@@ -32,8 +32,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/fastpath-go/fastpath/examples/internal/app"
-	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/proxy"
 )
 
 func main() {
@@ -71,9 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 
 	// The upstream connections: pooled, with a bound on the wait for
 	// headers. https upstreams go to http.DefaultTransport (and are copied).
-	tr := &handlers.ProxyTransport{MaxIdleConnsPerHost: *maxIdle, ResponseHeaderTimeout: *headerTimeout}
+	tr := &proxy.Transport{MaxIdleConnsPerHost: *maxIdle, ResponseHeaderTimeout: *headerTimeout}
 	defer tr.CloseIdleConnections()
-	proxy := handlers.ReverseProxy(&httputil.ReverseProxy{
+	rp := proxy.ReverseProxy(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	)
 	r.Get("/healthz", app.Healthz)
 	r.Handle("/metrics", tel.Prometheus)
-	r.Handle("/*", proxy)
+	r.Handle("/*", rp)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -2,7 +2,7 @@
 
 // Command proxybench measures what proxying large downloads costs the proxy
 // process: CPU per GiB and the system calls that move the bytes, for
-// httputil.ReverseProxy, fastpath (handlers.ReverseProxy under Tracing,
+// httputil.ReverseProxy, fastpath (proxy.ReverseProxy under Tracing,
 // Metrics and Logger with Listener), nginx proxy_pass and HAProxy with
 // option splice-response, each in front of the same nginx upstream serving
 // a file by sendfile on loopback:
@@ -42,6 +42,7 @@ import (
 	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/strace"
 	"github.com/fastpath-go/fastpath/middleware"
+	"github.com/fastpath-go/fastpath/proxy"
 	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
 )
 
@@ -403,12 +404,12 @@ func serveProxy(name, spec string) error {
 		mp, _, tp := benchproc.Providers()
 		defer tp.Shutdown(context.Background())
 		defer mp.Shutdown(context.Background())
-		tr := &handlers.ProxyTransport{MaxIdleConnsPerHost: 16}
+		tr := &proxy.Transport{MaxIdleConnsPerHost: 16}
 		defer tr.CloseIdleConnections()
 		h = middleware.Tracing(middleware.WithTracerProvider(tp))(
 			middleware.Metrics(middleware.WithMeterProvider(mp))(
 				middleware.Logger(slog.New(slog.NewJSONHandler(io.Discard, nil)))(
-					handlers.ReverseProxy(&httputil.ReverseProxy{Rewrite: rewrite, Transport: tr}))))
+					proxy.ReverseProxy(&httputil.ReverseProxy{Rewrite: rewrite, Transport: tr}))))
 		ln = middleware.Listener(ln)
 	default:
 		return errors.New("unknown proxy " + name)

@@ -1,4 +1,4 @@
-package handlers
+package proxy
 
 import (
 	"bufio"
@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -46,7 +46,7 @@ func fileUpstream(t *testing.T) (string, []byte) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	srv := httptest.NewServer(FileServer(root))
+	srv := httptest.NewServer(handlers.FileServer(root))
 	t.Cleanup(srv.Close)
 	return srv.URL, data
 }
@@ -79,7 +79,7 @@ func TestReverseProxySplices(t *testing.T) {
 		body     []byte
 		splice   int64
 		path     string // fastpath.proxy.body
-		reason   string
+		reason   middleware.CopyReason
 		encoding string
 	}
 	tests := []struct {
@@ -103,13 +103,13 @@ func TestReverseProxySplices(t *testing.T) {
 			o: proxyOpts{inner: func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(hider{w}, r) })
 			}},
-			want: want{status: 200, body: data, path: "copy", reason: CopyReasonNoReadFrom}},
+			want: want{status: 200, body: data, path: "copy", reason: middleware.CopyReasonNoReadFrom}},
 		{name: "a middleware compresses", path: "/small.txt", hdr: []string{"Accept-Encoding", "gzip"},
 			o:    proxyOpts{inner: chimw.Compress(5, "text/plain")},
-			want: want{status: 200, body: nil, path: "copy", reason: CopyReasonEncoded, encoding: "gzip"}},
+			want: want{status: 200, body: nil, path: "copy", reason: middleware.CopyReasonEncoded, encoding: "gzip"}},
 		{name: "a transport of the user's", path: "/big.bin",
 			o:    proxyOpts{rp: func(rp *httputil.ReverseProxy) { rp.Transport = &http.Transport{} }},
-			want: want{status: 200, body: data, path: "copy", reason: CopyReasonTransport}},
+			want: want{status: 200, body: data, path: "copy", reason: middleware.CopyReasonTransport}},
 		{name: "ModifyResponse replaces the body", path: "/big.bin",
 			o: proxyOpts{rp: func(rp *httputil.ReverseProxy) {
 				rp.ModifyResponse = func(res *http.Response) error {
@@ -117,7 +117,7 @@ func TestReverseProxySplices(t *testing.T) {
 					return nil
 				}
 			}},
-			want: want{status: 200, body: data, path: "copy", reason: CopyReasonBodyReplaced}},
+			want: want{status: 200, body: data, path: "copy", reason: middleware.CopyReasonBodyReplaced}},
 		{name: "ModifyResponse sees the response", path: "/big.bin",
 			o: proxyOpts{rp: func(rp *httputil.ReverseProxy) {
 				rp.ModifyResponse = func(res *http.Response) error {
@@ -181,11 +181,11 @@ func TestReverseProxySplices(t *testing.T) {
 			if _, ok := rec["error.type"]; ok {
 				t.Errorf("error.type %v, want none", rec["error.type"])
 			}
-			if got := spanAttr(span, ProxyBodyKey); got != tt.want.path {
-				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.want.path)
+			if got := spanAttr(span, BodyKey); got != tt.want.path {
+				t.Errorf("%s = %q, want %q", BodyKey, got, tt.want.path)
 			}
-			if got := spanAttr(span, ProxyCopyReasonKey); got != tt.want.reason {
-				t.Errorf("%s = %q, want %q", ProxyCopyReasonKey, got, tt.want.reason)
+			if got := copyReason(span); got != tt.want.reason {
+				t.Errorf("%s = %q, want %q", CopyReasonKey, got, tt.want.reason)
 			}
 		})
 	}
@@ -212,7 +212,7 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 		wantErr    string
 		wantUp     string // fastpath.proxy.upstream_error
 		wantSplice int64
-		wantReason string
+		wantReason middleware.CopyReason
 		wantDials  int64 // after the second request
 	}{
 		{name: "whole body, connection reused", first: head("") + body,
@@ -230,9 +230,9 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 		{name: "HTTP/1.0 without keep-alive", first: strings.Replace(head(""), "HTTP/1.1", "HTTP/1.0", 1) + body,
 			wantStatus: 200, wantBody: body, wantSplice: 100000, wantDials: 2},
 		{name: "chunked", first: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-			wantStatus: 200, wantBody: "hello world", wantReason: CopyReasonChunked, wantDials: 1},
+			wantStatus: 200, wantBody: "hello world", wantReason: middleware.CopyReasonChunked, wantDials: 1},
 		{name: "no length: until close", first: "HTTP/1.1 200 OK\r\n\r\n" + body, closeAfter: true,
-			wantStatus: 200, wantBody: body, wantReason: CopyReasonUnknownLength, wantDials: 2},
+			wantStatus: 200, wantBody: body, wantReason: middleware.CopyReasonUnknownLength, wantDials: 2},
 		{name: "gzip passes through as sent", first: "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n" + gzipString("hello")[:20],
 			wantStatus: 200, wantBody: gzipString("hello")[:20], wantSplice: 20, wantDials: 1},
 		{name: "LF line endings", first: "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
@@ -267,7 +267,7 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 				}
 				return okHangUp
 			})
-			e := newProxyEnv(t, upstream, proxyOpts{tr: &ProxyTransport{MaxIdleConnsPerHost: 4, MaxResponseHeaderBytes: 64 << 10}})
+			e := newProxyEnv(t, upstream, proxyOpts{tr: &Transport{MaxIdleConnsPerHost: 4, MaxResponseHeaderBytes: 64 << 10}})
 			resp, got, err := get(t, e, "/x")
 			e.wait(1)
 			if resp == nil {
@@ -302,16 +302,16 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 			if got := spanAttr(span, "error.type"); got != tt.wantErr {
 				t.Errorf("span error.type %q, want %q", got, tt.wantErr)
 			}
-			if got := spanAttr(span, ProxyUpstreamErrorKey); got != tt.wantUp {
-				t.Errorf("%s = %q, want %q", ProxyUpstreamErrorKey, got, tt.wantUp)
+			if got := spanAttr(span, UpstreamErrorKey); got != tt.wantUp {
+				t.Errorf("%s = %q, want %q", UpstreamErrorKey, got, tt.wantUp)
 			}
 			if tt.wantUp != "" {
 				if span.Status.Code != codes.Error || !hasException(span) {
 					t.Errorf("span status %v, events %v: want Error with the upstream's error recorded", span.Status, span.Events)
 				}
 			}
-			if got := spanAttr(span, ProxyCopyReasonKey); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q", ProxyCopyReasonKey, got, tt.wantReason)
+			if got := copyReason(span); got != tt.wantReason {
+				t.Errorf("%s = %q, want %q", CopyReasonKey, got, tt.wantReason)
 			}
 			// The next request must get its own response, never bytes of
 			// the first.
@@ -401,8 +401,8 @@ func TestReverseProxyUpgrade(t *testing.T) {
 	}
 	c.Close()
 	e.wait(1)
-	if _, span := e.last(); spanAttr(span, ProxyCopyReasonKey) != CopyReasonUpgrade {
-		t.Errorf("copy reason %q, want %q", spanAttr(span, ProxyCopyReasonKey), CopyReasonUpgrade)
+	if _, span := e.last(); copyReason(span) != middleware.CopyReasonUpgrade {
+		t.Errorf("copy reason %q, want %q", copyReason(span), middleware.CopyReasonUpgrade)
 	}
 }
 
@@ -450,13 +450,13 @@ func TestReverseProxyResponseHeaderTimeout(t *testing.T) {
 		readRequest(br)
 		br.ReadByte() // never answer; returns when the proxy gives up
 	})
-	e := newProxyEnv(t, upstream, proxyOpts{tr: &ProxyTransport{ResponseHeaderTimeout: 50 * time.Millisecond}})
+	e := newProxyEnv(t, upstream, proxyOpts{tr: &Transport{ResponseHeaderTimeout: 50 * time.Millisecond}})
 	resp, _, err := get(t, e, "/")
 	e.wait(1)
 	if err != nil || resp.StatusCode != 502 {
 		t.Fatalf("got %v, %v; want 502", resp, err)
 	}
-	waitOpen(t, e.tr, 0)
+	checkOpen(t, e.tr, 0)
 }
 
 // TestReverseProxyClientAbort checks that a client leaving mid-splice is
@@ -498,10 +498,10 @@ func TestReverseProxyClientAbort(t *testing.T) {
 	if rec["error.type"] != "client_aborted" || num(rec, "http.response.body.size") != sent || num(rec, "fastpath.response.splice.size") != sent {
 		t.Errorf("record %v, want client_aborted with %d bytes, all spliced", rec, sent)
 	}
-	if span.Status.Code == codes.Error || spanAttr(span, ProxyUpstreamErrorKey) != "" {
-		t.Errorf("span status %v, upstream error %q: a client leaving is not the upstream's fault", span.Status, spanAttr(span, ProxyUpstreamErrorKey))
+	if span.Status.Code == codes.Error || spanAttr(span, UpstreamErrorKey) != "" {
+		t.Errorf("span status %v, upstream error %q: a client leaving is not the upstream's fault", span.Status, spanAttr(span, UpstreamErrorKey))
 	}
-	waitOpen(t, e.tr, 0)
+	checkOpen(t, e.tr, 0)
 }
 
 // TestReverseProxyConcurrentReuse runs 100 downloads at once, twice: the
@@ -526,7 +526,7 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 		arrived, all = 0, make(chan struct{})
 		mu.Unlock()
 	}
-	files := FileServer(root)
+	files := handlers.FileServer(root)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		if arrived++; arrived == n {
@@ -541,8 +541,7 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 		files.ServeHTTP(w, r)
 	}))
 	defer up.Close()
-	base := runtime.NumGoroutine()
-	tr := &ProxyTransport{MaxIdleConnsPerHost: n}
+	tr := &Transport{MaxIdleConnsPerHost: n}
 	e := newProxyEnv(t, up.URL, proxyOpts{tr: tr})
 	for round := range 2 {
 		newRound()
@@ -576,9 +575,8 @@ func TestReverseProxyConcurrentReuse(t *testing.T) {
 	}
 	e.client.CloseIdleConnections()
 	tr.CloseIdleConnections()
-	waitOpen(t, tr, 0)
-	up.CloseClientConnections()
-	waitGoroutines(t, base+8) // the proxy's server and listener
+	checkOpen(t, tr, 0)
+	checkNoGoroutines(t)
 }
 
 func TestReverseProxyIdleConnClosedByUpstream(t *testing.T) {
@@ -686,9 +684,9 @@ func TestReverseProxyTLSUpstream(t *testing.T) {
 	data := testutil.WriteRandomFile(t, dir, "big.bin", 200000)
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	up := httptest.NewTLSServer(FileServer(root))
+	up := httptest.NewTLSServer(handlers.FileServer(root))
 	defer up.Close()
-	tr := &ProxyTransport{Fallback: up.Client().Transport}
+	tr := &Transport{Fallback: up.Client().Transport}
 	e := newProxyEnv(t, up.URL, proxyOpts{tr: tr})
 	_, body, err := get(t, e, "/big.bin")
 	e.wait(1)
@@ -696,8 +694,8 @@ func TestReverseProxyTLSUpstream(t *testing.T) {
 		t.Fatalf("got %d bytes, %v", len(body), err)
 	}
 	rec, span := e.last()
-	if num(rec, "fastpath.response.splice.size") != 0 || spanAttr(span, ProxyCopyReasonKey) != CopyReasonUpstreamTLS {
-		t.Errorf("splice %d, reason %q; want 0 and %q", num(rec, "fastpath.response.splice.size"), spanAttr(span, ProxyCopyReasonKey), CopyReasonUpstreamTLS)
+	if num(rec, "fastpath.response.splice.size") != 0 || copyReason(span) != middleware.CopyReasonUpstreamTLS {
+		t.Errorf("splice %d, reason %q; want 0 and %q", num(rec, "fastpath.response.splice.size"), copyReason(span), middleware.CopyReasonUpstreamTLS)
 	}
 }
 
@@ -705,7 +703,7 @@ func TestReverseProxyTLSClient(t *testing.T) {
 	upstream, data := fileUpstream(t)
 	u, _ := url.Parse(upstream)
 	for _, h2 := range []bool{false, true} {
-		rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: &ProxyTransport{}}
+		rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: &Transport{}}
 		spans := tracetest.NewInMemoryExporter()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
 		srv := httptest.NewUnstartedServer(middleware.Tracing(middleware.WithTracerProvider(tp))(ReverseProxy(rp)))
@@ -719,15 +717,15 @@ func TestReverseProxyTLSClient(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		srv.Close() // waits for the handler
-		want := CopyReasonClientTLS
+		want := middleware.CopyReasonClientTLS
 		if h2 {
-			want = CopyReasonClientHTTP2
+			want = middleware.CopyReasonClientHTTP2
 		}
 		got := spans.GetSpans()
 		if len(got) != 1 {
 			t.Fatalf("%d spans", len(got))
 		}
-		reason := spanAttr(got[0], ProxyCopyReasonKey)
+		reason := copyReason(got[0])
 		if !bytes.Equal(body, data) || reason != want || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
 			t.Errorf("h2 %v: %s, %d bytes, reason %q (want %q)", h2, resp.Proto, len(body), reason, want)
 		}
@@ -754,41 +752,18 @@ func TestReverseProxyConstruction(t *testing.T) {
 		{name: "nil", rp: nil},
 		{name: "neither Rewrite nor Director", rp: &httputil.ReverseProxy{}},
 		{name: "both", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Director: func(*http.Request) {}}},
-		{name: "nil *ProxyTransport", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Transport: (*ProxyTransport)(nil)}},
+		{name: "nil *Transport", rp: &httputil.ReverseProxy{Rewrite: func(*httputil.ProxyRequest) {}, Transport: (*Transport)(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
 				v := recover()
-				if s, _ := v.(string); !strings.HasPrefix(s, "fastpath/handlers: ") {
-					t.Errorf("panic %v, want one starting with fastpath/handlers:", v)
+				if s, _ := v.(string); !strings.HasPrefix(s, "fastpath/proxy: ") {
+					t.Errorf("panic %v, want one starting with fastpath/proxy:", v)
 				}
 			}()
 			ReverseProxy(tt.rp)
 		})
-	}
-}
-
-// TestProxyTransportAsClient checks the transport outside ReverseProxy:
-// bodies are read normally and connections reused.
-func TestProxyTransportAsClient(t *testing.T) {
-	upstream, data := fileUpstream(t)
-	tr := &ProxyTransport{}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
-	for range 3 {
-		resp, err := c.Get(upstream + "/big.bin")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || !bytes.Equal(body, data) {
-			t.Fatalf("%d bytes, %v", len(body), err)
-		}
-	}
-	if d := tr.dials.Load(); d != 1 {
-		t.Errorf("%d dials, want 1", d)
 	}
 }
 
@@ -808,14 +783,14 @@ func TestReverseProxyFlushes(t *testing.T) {
 		interval   time.Duration
 		ct         string
 		wantPath   string
-		wantReason string
+		wantReason middleware.CopyReason
 		wantSplice int64
 	}{
 		{name: "no flushing", ct: "application/octet-stream", wantPath: "splice", wantSplice: 1 << 20},
-		{name: "FlushInterval", interval: time.Millisecond, ct: "application/octet-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
-		{name: "FlushInterval -1", interval: -1, ct: "application/octet-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
-		{name: "event stream", ct: "text/event-stream", wantPath: "copy", wantReason: CopyReasonFlushInterval},
-		{name: "event stream with parameters", ct: "Text/Event-Stream; charset=utf-8", wantPath: "copy", wantReason: CopyReasonFlushInterval},
+		{name: "FlushInterval", interval: time.Millisecond, ct: "application/octet-stream", wantPath: "copy", wantReason: middleware.CopyReasonFlushInterval},
+		{name: "FlushInterval -1", interval: -1, ct: "application/octet-stream", wantPath: "copy", wantReason: middleware.CopyReasonFlushInterval},
+		{name: "event stream", ct: "text/event-stream", wantPath: "copy", wantReason: middleware.CopyReasonFlushInterval},
+		{name: "event stream with parameters", ct: "Text/Event-Stream; charset=utf-8", wantPath: "copy", wantReason: middleware.CopyReasonFlushInterval},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -826,11 +801,11 @@ func TestReverseProxyFlushes(t *testing.T) {
 				t.Fatalf("%v, %v: got %d bytes, want the %d sent", resp, err, len(body), len(data))
 			}
 			rec, span := e.last()
-			if got := spanAttr(span, ProxyBodyKey); got != tt.wantPath {
-				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.wantPath)
+			if got := spanAttr(span, BodyKey); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", BodyKey, got, tt.wantPath)
 			}
-			if got := spanAttr(span, ProxyCopyReasonKey); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q", ProxyCopyReasonKey, got, tt.wantReason)
+			if got := copyReason(span); got != tt.wantReason {
+				t.Errorf("%s = %q, want %q", CopyReasonKey, got, tt.wantReason)
 			}
 			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
 				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
@@ -869,7 +844,7 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 				br.ReadByte() // stall until the proxy closes
 			})
 			conns := make(chan net.Conn, 1)
-			tr := &ProxyTransport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			tr := &Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 				if err == nil {
 					conns <- c
@@ -892,11 +867,11 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 			}
 			e.wait(1)
 			rec, span := e.last()
-			if got := spanAttr(span, ProxyUpstreamErrorKey); got != "timeout" {
-				t.Errorf("%s = %q, want timeout", ProxyUpstreamErrorKey, got)
+			if got := spanAttr(span, UpstreamErrorKey); got != "timeout" {
+				t.Errorf("%s = %q, want timeout", UpstreamErrorKey, got)
 			}
-			if got := spanAttr(span, ProxyBodyKey); got != tt.wantPath {
-				t.Errorf("%s = %q, want %q", ProxyBodyKey, got, tt.wantPath)
+			if got := spanAttr(span, BodyKey); got != tt.wantPath {
+				t.Errorf("%s = %q, want %q", BodyKey, got, tt.wantPath)
 			}
 			if got, _ := rec["error.type"].(string); got != "handler_aborted" {
 				t.Errorf("error.type %q, want handler_aborted", got)
@@ -907,7 +882,7 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
 				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
 			}
-			waitOpen(t, tr, 0)
+			checkOpen(t, tr, 0)
 		})
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package handlers
+package proxy
 
 func (pc *upConn) canPeek() bool { return false }
 

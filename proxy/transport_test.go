@@ -1,4 +1,4 @@
-package handlers
+package proxy
 
 import (
 	"bufio"
@@ -46,10 +46,33 @@ func (b *failingBody) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// TestProxyTransportRequestBodyFails checks that a request body that cannot
+// TestTransportAsClient checks the transport outside ReverseProxy:
+// bodies are read normally and connections reused.
+func TestTransportAsClient(t *testing.T) {
+	upstream, data := fileUpstream(t)
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	for range 3 {
+		resp, err := c.Get(upstream + "/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(body, data) {
+			t.Fatalf("%d bytes, %v", len(body), err)
+		}
+	}
+	if d := tr.dials.Load(); d != 1 {
+		t.Errorf("%d dials, want 1", d)
+	}
+}
+
+// TestTransportRequestBodyFails checks that a request body that cannot
 // be written ends the round trip at once (with the upstream's answer when
 // one came), and that its connection is closed, not pooled.
-func TestProxyTransportRequestBodyFails(t *testing.T) {
+func TestTransportRequestBodyFails(t *testing.T) {
 	errBody := errors.New("the client's body failed")
 	tests := []struct {
 		name       string
@@ -94,7 +117,7 @@ func TestProxyTransportRequestBodyFails(t *testing.T) {
 				}
 				tt.upstream(c, br, answered)
 			})
-			tr := &ProxyTransport{}
+			tr := &Transport{}
 			defer tr.CloseIdleConnections()
 			req, _ := http.NewRequestWithContext(guard(t), "POST", upstream+"/", tt.body(answered))
 			req.ContentLength = 32 << 20
@@ -120,15 +143,15 @@ func TestProxyTransportRequestBodyFails(t *testing.T) {
 					t.Errorf("got %d %q, %v; want %d too big", resp.StatusCode, body, err, tt.wantStatus)
 				}
 			}
-			waitOpen(t, tr, 0)
+			checkOpen(t, tr, 0)
 		})
 	}
 }
 
-// TestProxyTransportResponseHeaderTimeout checks that the header timeout
+// TestTransportResponseHeaderTimeout checks that the header timeout
 // gives ErrResponseHeaderTimeout, a net.Error timeout, and that it starts
 // only once the request body is written.
-func TestProxyTransportResponseHeaderTimeout(t *testing.T) {
+func TestTransportResponseHeaderTimeout(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
@@ -142,7 +165,7 @@ func TestProxyTransportResponseHeaderTimeout(t *testing.T) {
 				readRequest(br)
 				br.ReadByte() // never answer; returns when the proxy gives up
 			})
-			tr := &ProxyTransport{ResponseHeaderTimeout: 20 * time.Millisecond}
+			tr := &Transport{ResponseHeaderTimeout: 20 * time.Millisecond}
 			var body io.Reader
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)
@@ -157,7 +180,7 @@ func TestProxyTransportResponseHeaderTimeout(t *testing.T) {
 			if !errors.Is(err, ErrResponseHeaderTimeout) || !errors.As(err, &ne) || !ne.Timeout() {
 				t.Errorf("error %v, want ErrResponseHeaderTimeout, a net.Error timeout", err)
 			}
-			waitOpen(t, tr, 0)
+			checkOpen(t, tr, 0)
 		})
 	}
 	t.Run("starts after the body", func(t *testing.T) {
@@ -175,7 +198,7 @@ func TestProxyTransportResponseHeaderTimeout(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			br.ReadByte()
 		})
-		tr := &ProxyTransport{ResponseHeaderTimeout: time.Minute, headTimerArmed: func() { armed.Store(true) }}
+		tr := &Transport{ResponseHeaderTimeout: time.Minute, headTimerArmed: func() { armed.Store(true) }}
 		defer tr.CloseIdleConnections()
 		req, _ := http.NewRequestWithContext(guard(t), "POST", upstream+"/", bytes.NewReader(make([]byte, 4<<20)))
 		resp, err := tr.RoundTrip(req)
@@ -190,10 +213,10 @@ func TestProxyTransportResponseHeaderTimeout(t *testing.T) {
 	})
 }
 
-// TestProxyTransportReusesReadBodies checks when a body's connection goes
+// TestTransportReusesReadBodies checks when a body's connection goes
 // back to the pool: when the body was read to its Content-Length, whether
 // or not the reader went on to see EOF, and not when it was left unread.
-func TestProxyTransportReusesReadBodies(t *testing.T) {
+func TestTransportReusesReadBodies(t *testing.T) {
 	tests := []struct {
 		name      string
 		read      func(r io.Reader) error
@@ -214,7 +237,7 @@ func TestProxyTransportReusesReadBodies(t *testing.T) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
 				}
 			})
-			tr := &ProxyTransport{}
+			tr := &Transport{}
 			defer tr.CloseIdleConnections()
 			for range 3 {
 				req, _ := http.NewRequestWithContext(guard(t), "GET", upstream+"/", nil)
@@ -237,9 +260,9 @@ func TestProxyTransportReusesReadBodies(t *testing.T) {
 // hiddenConn hides the connection's descriptor: nothing can peek at it.
 type hiddenConn struct{ net.Conn }
 
-// TestProxyTransportNoPeekNoReuse checks that a connection nobody can peek
+// TestTransportNoPeekNoReuse checks that a connection nobody can peek
 // at is never reused: stray bytes on it could not be seen.
-func TestProxyTransportNoPeekNoReuse(t *testing.T) {
+func TestTransportNoPeekNoReuse(t *testing.T) {
 	tests := []struct {
 		name  string
 		first string
@@ -256,7 +279,7 @@ func TestProxyTransportNoPeekNoReuse(t *testing.T) {
 				}
 				return okDefault
 			})
-			tr := &ProxyTransport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			tr := &Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 				if err != nil {
 					return nil, err
@@ -294,10 +317,10 @@ func padHead(status string, n int) string {
 	return strings.Replace(h, "X-Pad: ", "X-Pad: "+strings.Repeat("p", n-len(h)), 1)
 }
 
-// TestProxyTransportHeadLimits checks MaxResponseHeaderBytes, below the
+// TestTransportHeadLimits checks MaxResponseHeaderBytes, below the
 // head buffer's first size too, as one budget for the final head and the
 // informational ones before it, and the bound on their number.
-func TestProxyTransportHeadLimits(t *testing.T) {
+func TestTransportHeadLimits(t *testing.T) {
 	tests := []struct {
 		name      string
 		max       int
@@ -321,7 +344,7 @@ func TestProxyTransportHeadLimits(t *testing.T) {
 				io.WriteString(c, tt.heads+"ok")
 				br.ReadByte()
 			})
-			tr := &ProxyTransport{MaxResponseHeaderBytes: tt.max}
+			tr := &Transport{MaxResponseHeaderBytes: tt.max}
 			defer tr.CloseIdleConnections()
 			n1xx := 0
 			ctx := httptrace.WithClientTrace(guard(t), &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error {
@@ -344,9 +367,9 @@ func TestProxyTransportHeadLimits(t *testing.T) {
 	}
 }
 
-// TestProxyTransportDropsBigHeadBuffer checks that a connection pooled after
+// TestTransportDropsBigHeadBuffer checks that a connection pooled after
 // a big response head does not keep the buffer that head grew.
-func TestProxyTransportDropsBigHeadBuffer(t *testing.T) {
+func TestTransportDropsBigHeadBuffer(t *testing.T) {
 	upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
 		for {
 			if _, err := readRequest(br); err != nil {
@@ -355,7 +378,7 @@ func TestProxyTransportDropsBigHeadBuffer(t *testing.T) {
 			io.WriteString(c, padHead("200 OK", 100<<10)+"ok")
 		}
 	})
-	tr := &ProxyTransport{}
+	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	req, _ := http.NewRequestWithContext(guard(t), "GET", upstream+"/", nil)
 	resp, err := tr.RoundTrip(req)

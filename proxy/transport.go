@@ -1,4 +1,4 @@
-package handlers
+package proxy
 
 import (
 	"bufio"
@@ -16,13 +16,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/httpsyntax"
+	"github.com/fastpath-go/fastpath/middleware"
 )
 
-// ProxyTransport is the HTTP/1.1 client [ReverseProxy] uses for plain-http
+// Transport is the HTTP/1.1 client [ReverseProxy] uses for plain-http
 // upstreams, so that a response body with a Content-Length can go from the
 // upstream socket to the client socket by splice(2). Give one as the
 // httputil.ReverseProxy's Transport to tune it; a nil Transport means a
-// shared ProxyTransport with the zero configuration.
+// shared Transport with the zero configuration.
 //
 // It pools connections as http.Transport does: keep-alive, at most
 // MaxIdleConnsPerHost idle connections per host and port, closed after
@@ -56,7 +59,7 @@ import (
 //
 // Used as any http.Client's Transport, outside ReverseProxy, it works as an
 // ordinary HTTP/1.1 transport whose bodies are read normally.
-type ProxyTransport struct {
+type Transport struct {
 	// DialContext dials the upstream. Nil means a net.Dialer with the
 	// timeout and keep-alive of http.DefaultTransport (30 s). Bodies on a
 	// connection that is not a *net.TCPConn are copied, not spliced.
@@ -90,11 +93,11 @@ type ProxyTransport struct {
 	headTimerArmed func() // for tests: called as ResponseHeaderTimeout starts
 }
 
-var _ http.RoundTripper = (*ProxyTransport)(nil)
+var _ http.RoundTripper = (*Transport)(nil)
 
-// defaultProxyTransport serves every ReverseProxy whose Transport is nil, as
+// defaultTransport serves every ReverseProxy whose Transport is nil, as
 // http.DefaultTransport serves httputil.ReverseProxy.
-var defaultProxyTransport = &ProxyTransport{}
+var defaultTransport = &Transport{}
 
 const (
 	defaultIdleConnTimeout = 90 * time.Second
@@ -113,42 +116,42 @@ const (
 var expired = time.Unix(0, 0)
 
 // ErrResponseHeaderTimeout is the error of a round trip whose response head
-// did not arrive within ProxyTransport.ResponseHeaderTimeout of the request
+// did not arrive within Transport.ResponseHeaderTimeout of the request
 // being written. It is a net.Error whose Timeout reports true.
 var ErrResponseHeaderTimeout error = headTimeoutError{}
 
 type headTimeoutError struct{}
 
 func (headTimeoutError) Error() string {
-	return "fastpath/handlers: no response head from the upstream within ResponseHeaderTimeout"
+	return "fastpath/proxy: no response head from the upstream within ResponseHeaderTimeout"
 }
 func (headTimeoutError) Timeout() bool   { return true }
 func (headTimeoutError) Temporary() bool { return true }
 
 var _ net.Error = headTimeoutError{}
 
-func (t *ProxyTransport) fallback() http.RoundTripper {
+func (t *Transport) fallback() http.RoundTripper {
 	if t.Fallback != nil {
 		return t.Fallback
 	}
 	return http.DefaultTransport
 }
 
-func (t *ProxyTransport) maxIdle() int {
+func (t *Transport) maxIdle() int {
 	if t.MaxIdleConnsPerHost != 0 {
 		return t.MaxIdleConnsPerHost
 	}
 	return http.DefaultMaxIdleConnsPerHost
 }
 
-func (t *ProxyTransport) idleTimeout() time.Duration {
+func (t *Transport) idleTimeout() time.Duration {
 	if t.IdleConnTimeout > 0 {
 		return t.IdleConnTimeout
 	}
 	return defaultIdleConnTimeout
 }
 
-func (t *ProxyTransport) maxHeaderBytes() int {
+func (t *Transport) maxHeaderBytes() int {
 	if t.MaxResponseHeaderBytes > 0 {
 		return t.MaxResponseHeaderBytes
 	}
@@ -157,7 +160,7 @@ func (t *ProxyTransport) maxHeaderBytes() int {
 
 // CloseIdleConnections closes the idle connections; those in use are not
 // affected.
-func (t *ProxyTransport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil
@@ -175,7 +178,7 @@ func (t *ProxyTransport) CloseIdleConnections() {
 
 // RoundTrip sends req and returns the response head; the body is read (or
 // spliced, under ReverseProxy) from the connection as it is consumed.
-func (t *ProxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if reason := t.delegated(req); reason != "" {
 		if tg := targetFrom(req.Context()); tg != nil {
 			tg.transportReason = reason
@@ -212,15 +215,15 @@ func (t *ProxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // delegated returns why req goes to Fallback, or "" when t carries it.
-func (t *ProxyTransport) delegated(req *http.Request) string {
+func (t *Transport) delegated(req *http.Request) middleware.CopyReason {
 	if req.URL == nil || req.URL.Scheme != "http" {
-		return CopyReasonUpstreamTLS
+		return middleware.CopyReasonUpstreamTLS
 	}
 	if upgradeRequest(req.Header) {
-		return CopyReasonUpgrade
+		return middleware.CopyReasonUpgrade
 	}
 	if u, err := http.ProxyFromEnvironment(req); u != nil || err != nil {
-		return CopyReasonForwardProxy
+		return middleware.CopyReasonForwardProxy
 	}
 	return ""
 }
@@ -276,18 +279,18 @@ func hostPort(u *url.URL) string {
 // whose value holds control characters.
 func validRequest(req *http.Request) error {
 	if req.URL.Host == "" {
-		return fmt.Errorf("fastpath/handlers: no upstream host in the request URL %q", req.URL)
+		return fmt.Errorf("fastpath/proxy: no upstream host in the request URL %q", req.URL)
 	}
-	if req.Method != "" && !isToken(req.Method) {
-		return fmt.Errorf("fastpath/handlers: the request method %q is not a token", req.Method)
+	if req.Method != "" && !httpsyntax.IsToken(req.Method) {
+		return fmt.Errorf("fastpath/proxy: the request method %q is not a token", req.Method)
 	}
 	for k, vs := range req.Header {
-		if !isToken(k) {
-			return fmt.Errorf("fastpath/handlers: the request header name %q is not a token", k)
+		if !httpsyntax.IsToken(k) {
+			return fmt.Errorf("fastpath/proxy: the request header name %q is not a token", k)
 		}
 		for _, v := range vs {
 			if !validFieldValue(v) {
-				return fmt.Errorf("fastpath/handlers: the request header %s has a control character in its value", k)
+				return fmt.Errorf("fastpath/proxy: the request header %s has a control character in its value", k)
 			}
 		}
 	}
@@ -307,7 +310,7 @@ func validFieldValue(s string) bool {
 
 // upConn is one upstream connection, owned by one exchange at a time.
 type upConn struct {
-	t      *ProxyTransport
+	t      *Transport
 	key    string
 	conn   net.Conn
 	tcp    *net.TCPConn // conn, when splice can read it
@@ -324,7 +327,7 @@ type upConn struct {
 	closeOnce sync.Once
 }
 
-func (t *ProxyTransport) getConn(ctx context.Context, key string, fresh bool) (*upConn, error) {
+func (t *Transport) getConn(ctx context.Context, key string, fresh bool) (*upConn, error) {
 	for !fresh {
 		pc := t.popIdle(key)
 		if pc == nil {
@@ -351,7 +354,7 @@ func (t *ProxyTransport) getConn(ctx context.Context, key string, fresh bool) (*
 	return pc, nil
 }
 
-func (t *ProxyTransport) popIdle(key string) *upConn {
+func (t *Transport) popIdle(key string) *upConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	conns := t.idle[key]
@@ -367,7 +370,7 @@ func (t *ProxyTransport) popIdle(key string) *upConn {
 
 // put returns pc to the idle pool, or closes it when the pool is full, keep-
 // alive is off, or the upstream has sent something unasked.
-func (t *ProxyTransport) put(pc *upConn) {
+func (t *Transport) put(pc *upConn) {
 	if t.DisableKeepAlives || t.maxIdle() < 0 || !pc.idleAndClean() {
 		pc.close()
 		return
@@ -589,7 +592,7 @@ func (x *exchange) failure(err error) error {
 	case expiry:
 		return ErrResponseHeaderTimeout
 	case cut:
-		return fmt.Errorf("fastpath/handlers: sending the request to the upstream: %w", sendErr)
+		return fmt.Errorf("fastpath/proxy: sending the request to the upstream: %w", sendErr)
 	case x.pc.reused && x.pc.headRead.Load() == 0:
 		return &staleConnError{err: err}
 	}
@@ -613,12 +616,12 @@ func (x *exchange) readResponse() (*http.Response, error) {
 		budget -= len(head)
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), x.req)
 		if err != nil {
-			return nil, fmt.Errorf("fastpath/handlers: the upstream's response head does not parse: %w", err)
+			return nil, fmt.Errorf("fastpath/proxy: the upstream's response head does not parse: %w", err)
 		}
 		code := resp.StatusCode
 		if code == http.StatusSwitchingProtocols {
 			// Upgrades go to Fallback; a 101 here was not asked for.
-			return nil, errors.New("fastpath/handlers: upstream switched protocols unasked")
+			return nil, errors.New("fastpath/proxy: upstream switched protocols unasked")
 		}
 		if code < 100 || code > 199 {
 			if err := x.headDone(); err != nil {
@@ -627,7 +630,7 @@ func (x *exchange) readResponse() (*http.Response, error) {
 			return x.withBody(resp, head)
 		}
 		if interim == maxInterim {
-			return nil, fmt.Errorf("fastpath/handlers: the upstream sent more than %d informational responses", maxInterim)
+			return nil, fmt.Errorf("fastpath/proxy: the upstream sent more than %d informational responses", maxInterim)
 		}
 		if hook != nil && hook.Got1xxResponse != nil {
 			if err := hook.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
@@ -648,7 +651,7 @@ func (x *exchange) withBody(resp *http.Response, head []byte) (*http.Response, e
 		x.settle(true)
 		return resp, nil
 	case resp.ContentLength > 0 && len(resp.TransferEncoding) == 0:
-		b := &proxyBody{x: x, resp: resp, length: resp.ContentLength, target: tg}
+		b := &socketBody{x: x, resp: resp, length: resp.ContentLength, target: tg}
 		b.src.Conn = x.pc.conn
 		b.src.N = resp.ContentLength
 		resp.Body = b
@@ -659,13 +662,13 @@ func (x *exchange) withBody(resp *http.Response, head []byte) (*http.Response, e
 	br := bufio.NewReader(io.MultiReader(bytes.NewReader(head), x.pc.conn))
 	full, err := http.ReadResponse(br, x.req)
 	if err != nil {
-		return nil, fmt.Errorf("fastpath/handlers: malformed response from upstream: %w", err)
+		return nil, fmt.Errorf("fastpath/proxy: malformed response from upstream: %w", err)
 	}
 	if tg != nil {
 		if len(full.TransferEncoding) > 0 {
-			tg.transportReason = CopyReasonChunked
+			tg.transportReason = middleware.CopyReasonChunked
 		} else {
-			tg.transportReason = CopyReasonUnknownLength
+			tg.transportReason = middleware.CopyReasonUnknownLength
 		}
 	}
 	full.Body = &streamBody{x: x, rc: full.Body, br: br}
@@ -729,4 +732,4 @@ func (b *streamBody) Close() error {
 	return nil
 }
 
-var errBodyClosed = errors.New("fastpath/handlers: read on a closed response body")
+var errBodyClosed = errors.New("fastpath/proxy: read on a closed response body")

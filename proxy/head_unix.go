@@ -1,6 +1,6 @@
 //go:build unix
 
-package handlers
+package proxy
 
 import (
 	"errors"
@@ -79,7 +79,7 @@ func (pc *upConn) peekNow() (int, error) {
 	return n, err
 }
 
-var errNoDescriptor = errors.New("fastpath/handlers: the upstream connection offers no descriptor")
+var errNoDescriptor = errors.New("fastpath/proxy: the upstream connection offers no descriptor")
 
 // canPeek reports whether the connection offers its descriptor.
 func (pc *upConn) canPeek() bool {

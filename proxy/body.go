@@ -1,4 +1,4 @@
-package handlers
+package proxy
 
 import (
 	"context"
@@ -17,16 +17,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
+	"github.com/fastpath-go/fastpath/middleware"
 )
 
-// proxyBody is a response body with a Content-Length, still in the upstream
+// socketBody is a response body with a Content-Length, still in the upstream
 // socket. Read by anyone, it reads from the socket. Read by ReverseProxy's
 // copy loop for the response it serves (the one the ModifyResponse hook
 // bound to the request's target), its first Read instead hands the whole
 // body to the client ResponseWriter's ReadFrom as the upstream socket, so
 // net/http passes it down to the client connection and splice(2), and then
 // reports EOF: ReverseProxy never sees a byte.
-type proxyBody struct {
+type socketBody struct {
 	x      *exchange
 	resp   *http.Response
 	length int64
@@ -39,9 +40,9 @@ type proxyBody struct {
 	closed atomic.Bool
 }
 
-var _ io.ReadCloser = (*proxyBody)(nil)
+var _ io.ReadCloser = (*socketBody)(nil)
 
-func (b *proxyBody) Read(p []byte) (int, error) {
+func (b *socketBody) Read(p []byte) (int, error) {
 	if b.closed.Load() {
 		return 0, b.err
 	}
@@ -71,7 +72,7 @@ func (b *proxyBody) Read(p []byte) (int, error) {
 }
 
 // Close ends the body; a body not read to its end closes the connection.
-func (b *proxyBody) Close() error {
+func (b *socketBody) Close() error {
 	b.finish(false, errBodyClosed)
 	return nil
 }
@@ -79,7 +80,7 @@ func (b *proxyBody) Close() error {
 // finish settles the exchange once. complete is true when the whole body
 // went out; otherwise cause, when not nil, is what Read reports (else the
 // upstream's failure is worked out from the source).
-func (b *proxyBody) finish(complete bool, cause error) {
+func (b *socketBody) finish(complete bool, cause error) {
 	b.once.Do(func() {
 		switch {
 		case complete:
@@ -97,7 +98,7 @@ func (b *proxyBody) finish(complete bool, cause error) {
 // upstreamFailure is the error for a body that stopped short: the client's
 // context when it went away (net/http cancels it), else the upstream's
 // failure, which is recorded on the span.
-func (b *proxyBody) upstreamFailure() error {
+func (b *socketBody) upstreamFailure() error {
 	if err := b.x.ctx.Err(); err != nil {
 		return err
 	}
@@ -108,11 +109,11 @@ func (b *proxyBody) upstreamFailure() error {
 	case isTimeout(cause):
 		kind = "timeout"
 	}
-	err := fmt.Errorf("fastpath/handlers: upstream body ended %d bytes short of its Content-Length %d: %w",
+	err := fmt.Errorf("fastpath/proxy: upstream body ended %d bytes short of its Content-Length %d: %w",
 		b.src.N, b.length, cause)
 	if b.target != nil {
 		b.target.span.RecordError(err)
-		b.target.span.SetAttributes(attribute.String(ProxyUpstreamErrorKey, kind))
+		b.target.span.SetAttributes(attribute.String(UpstreamErrorKey, kind))
 	}
 	return err
 }
@@ -131,7 +132,7 @@ func isTimeout(err error) bool {
 // trySplice hands the body to the client ResponseWriter's ReadFrom when
 // nothing stands in the way, and reports whether it did (the body is then
 // finished). Otherwise the caller reads, and the reason is on the span.
-func (b *proxyBody) trySplice() bool {
+func (b *socketBody) trySplice() bool {
 	tg := b.target
 	rf, reason := b.spliceable()
 	if reason != "" {
@@ -174,26 +175,26 @@ func (b *proxyBody) trySplice() bool {
 
 // spliceable returns the client ResponseWriter's ReadFrom, or why the body
 // must be copied instead.
-func (b *proxyBody) spliceable() (io.ReaderFrom, string) {
+func (b *socketBody) spliceable() (io.ReaderFrom, middleware.CopyReason) {
 	tg := b.target
 	if tg.clientReason != "" {
 		return nil, tg.clientReason
 	}
 	if b.x.pc.tcp == nil {
-		return nil, CopyReasonUpstreamConn
+		return nil, middleware.CopyReasonUpstreamConn
 	}
 	// A compressor sets Content-Encoding as the status is written, so
 	// name it before the ReadFrom it may also hide.
 	h := tg.w.Header()
 	if h.Get("Content-Encoding") != b.resp.Header.Get("Content-Encoding") {
-		return nil, CopyReasonEncoded
+		return nil, middleware.CopyReasonEncoded
 	}
 	if h.Get("Content-Length") != strconv.FormatInt(b.length, 10) {
-		return nil, CopyReasonLength
+		return nil, middleware.CopyReasonLengthChanged
 	}
 	rf, ok := tg.w.(io.ReaderFrom)
 	if !ok {
-		return nil, CopyReasonNoReadFrom
+		return nil, middleware.CopyReasonNoReadFrom
 	}
 	return rf, ""
 }
@@ -204,10 +205,10 @@ func (b *proxyBody) spliceable() (io.ReaderFrom, string) {
 type target struct {
 	w            http.ResponseWriter
 	span         trace.Span
-	clientReason string     // why the client connection cannot take a splice
-	body         *proxyBody // the body ReverseProxy copies, bound in ModifyResponse
+	clientReason middleware.CopyReason // why the client connection cannot take a splice
+	body         *socketBody           // the body ReverseProxy copies, bound in ModifyResponse
 
-	transportReason string // why the transport's body cannot be spliced
+	transportReason middleware.CopyReason // why the transport's body cannot be spliced
 	noted           bool
 }
 
@@ -221,13 +222,13 @@ func targetFrom(ctx context.Context) *target {
 func (tg *target) noteSplice() {
 	if !tg.noted {
 		tg.noted = true
-		tg.span.SetAttributes(attribute.String(ProxyBodyKey, "splice"))
+		tg.span.SetAttributes(attribute.String(BodyKey, "splice"))
 	}
 }
 
-func (tg *target) noteCopy(reason string) {
+func (tg *target) noteCopy(reason middleware.CopyReason) {
 	if !tg.noted {
 		tg.noted = true
-		tg.span.SetAttributes(attribute.String(ProxyBodyKey, "copy"), attribute.String(ProxyCopyReasonKey, reason))
+		tg.span.SetAttributes(attribute.String(BodyKey, "copy"), attribute.String(CopyReasonKey, string(reason)))
 	}
 }

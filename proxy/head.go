@@ -1,4 +1,4 @@
-package handlers
+package proxy
 
 import (
 	"fmt"
@@ -29,7 +29,7 @@ func headEndIn(b []byte, from int) int {
 
 // errHeadTooBig is a response head past what a round trip may read.
 func errHeadTooBig(max int) error {
-	return fmt.Errorf("fastpath/handlers: the upstream's response heads exceed MaxResponseHeaderBytes (%d bytes left)", max)
+	return fmt.Errorf("fastpath/proxy: the upstream's response heads exceed MaxResponseHeaderBytes (%d bytes left)", max)
 }
 
 // readHead reads one response head of at most max bytes from the connection
