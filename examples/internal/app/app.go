@@ -38,6 +38,12 @@ type Example struct {
 	// -send-timeout flags, Server.Root, and a banner that suggests a
 	// download.
 	Files bool
+	// Flags, when not nil, adds the example's own flags; Serve reads what
+	// they set.
+	Flags func(*flag.FlagSet)
+	// Describe, for an example without Files, says what it serves, for the
+	// banner: "proxying to http://127.0.0.1:8080".
+	Describe func() string
 	// Serve builds the example's handler and serves it with Server.Serve.
 	Serve func(ctx context.Context, s *Server) error
 }
@@ -60,7 +66,7 @@ type Server struct {
 	// OpenMetrics with exemplars (see Telemetry.Prometheus).
 	Metrics http.Handler
 
-	name   string
+	ex     Example
 	stderr io.Writer
 	ready  func(net.Addr)
 }
@@ -93,7 +99,7 @@ func Run(ctx context.Context, ex Example, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	s := &Server{Config: cfg, name: ex.Name, stderr: stderr, ready: ready}
+	s := &Server{Config: cfg, ex: ex, stderr: stderr, ready: ready}
 	if ex.Files {
 		if s.Root, err = os.OpenRoot(cfg.Root); err != nil {
 			return err

@@ -59,6 +59,9 @@ func parseFlags(ex Example, args []string, stderr io.Writer) (Config, error) {
 		fset.BoolVar(&c.Listing, "list", false, "serve directory listings")
 		fset.DurationVar(&c.SendTimeout, "send-timeout", time.Minute, "cut off a response, such as a download, that makes no progress for this long (0: never)")
 	}
+	if ex.Flags != nil {
+		ex.Flags(fset)
+	}
 	if err := fset.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return c, err

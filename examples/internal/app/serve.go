@@ -18,8 +18,10 @@ import (
 // WriteTimeout: it would cap every download's total time;
 // handlers.WithSendTimeout cuts off stalled readers instead.
 const (
-	ReadTimeout = 30 * time.Second // the whole request, body included
-	IdleTimeout = 2 * time.Minute  // between requests on a kept-alive connection
+	// ReadTimeout bounds the whole request, body included, on the servers
+	// of files; a proxy passes request bodies of any length upstream.
+	ReadTimeout = 30 * time.Second
+	IdleTimeout = 2 * time.Minute // between requests on a kept-alive connection
 )
 
 // Serve serves h on ln until ctx is done, then shuts down gracefully:
@@ -47,7 +49,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 			h.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: s.ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
@@ -58,6 +59,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 				s.Logger.Info("connection closed before a complete request", "client.address", host)
 			}
 		},
+	}
+	if s.Root != nil {
+		srv.ReadTimeout = ReadTimeout
 	}
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
 	if s.MetricsAddr != "" {
@@ -70,6 +74,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 	}
 	if s.Root != nil {
 		banner(s.stderr, ln.Addr(), metricsURL, s.Config.Root, s.Listing)
+	} else {
+		base := "http://" + ln.Addr().String()
+		fmt.Fprintf(s.stderr, "fastpath: %s on %s (-addr picks another address)\n  metrics: %s\n  health:  %s/healthz\n",
+			s.ex.Describe(), base, metricsURL, base)
 	}
 	if s.DebugAddr != "" {
 		stop, err := serveDebug(s.DebugAddr, s.stderr, tr)

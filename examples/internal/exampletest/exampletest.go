@@ -53,35 +53,35 @@ func Run(t *testing.T, ex app.Example, want Want) {
 	t.Run("help", func(t *testing.T) { CheckHelp(t, want.Package, ex.Addr) })
 }
 
-// started is an example running in the test's process.
-type started struct {
-	base   string // http://addr
+// Running is an example running in the test's process.
+type Running struct {
+	Base   string // http://addr
 	cancel context.CancelFunc
 	errc   chan error
 }
 
-// start runs ex with args (and -addr 127.0.0.1:0) until the returned
-// example is stopped, and returns once it accepts connections.
-func start(t *testing.T, ex app.Example, args []string, stdout, stderr io.Writer) *started {
+// Start runs ex with args (and -addr 127.0.0.1:0) until it is stopped, and
+// returns once it accepts connections.
+func Start(t *testing.T, ex app.Example, args []string, stdout, stderr io.Writer) *Running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &started{cancel: cancel, errc: make(chan error, 1)}
+	e := &Running{cancel: cancel, errc: make(chan error, 1)}
 	addrc := make(chan net.Addr, 1)
 	go func() {
 		e.errc <- app.Run(ctx, ex, append([]string{"-addr", "127.0.0.1:0"}, args...), stdout, stderr, func(a net.Addr) { addrc <- a })
 	}()
 	select {
 	case a := <-addrc:
-		e.base = "http://" + a.String()
+		e.Base = "http://" + a.String()
 	case err := <-e.errc:
 		t.Fatalf("example exited: %v\n%s", err, stderr)
 	}
 	return e
 }
 
-// stop shuts the example down as SIGINT does and waits for it to return.
-func (e *started) stop(t *testing.T) {
+// Stop shuts the example down as SIGINT does and waits for it to return.
+func (e *Running) Stop(t *testing.T) {
 	t.Helper()
 	e.cancel()
 	select {
@@ -94,11 +94,11 @@ func (e *started) stop(t *testing.T) {
 	}
 }
 
-// oneConn returns a client that keeps one connection to the example. net/http
+// OneConn returns a client that keeps one connection to the example. net/http
 // serves the requests of a connection one after the other, the next only once
 // the handler of the last (the middleware's recording included) has returned:
 // so a scrape sent on it sees every earlier request recorded.
-func oneConn() *http.Client {
+func OneConn() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: time.Minute}
 }
 
@@ -125,13 +125,13 @@ func Check(t *testing.T, example app.Example, route string, chi bool) {
 	}
 
 	var stdout, stderr testutil.LockedBuffer
-	ex := start(t, example, []string{"-root", root}, &stdout, &stderr)
-	base := ex.base
+	ex := Start(t, example, []string{"-root", root}, &stdout, &stderr)
+	base := ex.Base
 	if !strings.Contains(stderr.String(), "  curl -o /dev/null -w '%{http_code} %{size_download}\\n' '"+base+"/files/big.bin'\n") {
 		t.Errorf("banner lacks the URL and a curl command to download big.bin:\n%s", stderr.String())
 	}
 
-	client := oneConn()
+	client := OneConn()
 	get := func(path string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
 		req, err := http.NewRequest("GET", base+path, nil)
@@ -225,7 +225,7 @@ func Check(t *testing.T, example app.Example, route string, chi bool) {
 	}
 
 	client.CloseIdleConnections()
-	ex.stop(t)
+	ex.Stop(t)
 	if !regexp.MustCompile(`(?m)^fastpath: shut down in \S+: 0 in-flight requests drained$`).MatchString(stderr.String()) {
 		t.Errorf("no shutdown line saying nothing was in flight:\n%s", stderr.String())
 	}
@@ -397,8 +397,8 @@ func CheckMetricsAddr(t *testing.T, example app.Example) {
 		t.Fatal(err)
 	}
 	var stderr testutil.LockedBuffer
-	ex := start(t, example, []string{"-metrics-addr", "127.0.0.1:0", "-root", root}, io.Discard, &stderr)
-	base := ex.base
+	ex := Start(t, example, []string{"-metrics-addr", "127.0.0.1:0", "-root", root}, io.Discard, &stderr)
+	base := ex.Base
 	banner := stderr.String()
 	filesLink := regexp.MustCompile(`(?m)^  files:   (\S+)`).FindStringSubmatch(banner)
 	metricsLink := regexp.MustCompile(`(?m)^  metrics: (http://\S+/metrics)$`).FindStringSubmatch(banner)
@@ -408,7 +408,7 @@ func CheckMetricsAddr(t *testing.T, example app.Example) {
 
 	// The requests to the public listener share a connection, so each is
 	// served once the one before it is recorded; the scrapes come after.
-	client := oneConn()
+	client := OneConn()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	tests := []struct {
 		name, url string
@@ -440,7 +440,7 @@ func CheckMetricsAddr(t *testing.T, example app.Example) {
 		})
 	}
 	client.CloseIdleConnections()
-	ex.stop(t)
+	ex.Stop(t)
 }
 
 // CheckBanner runs the example on a directory of a small and two larger
@@ -455,10 +455,10 @@ func CheckBanner(t *testing.T, example app.Example) {
 		}
 	}
 	var stdout, stderr testutil.LockedBuffer
-	ex := start(t, example, []string{"-root", root}, &stdout, &stderr)
+	ex := Start(t, example, []string{"-root", root}, &stdout, &stderr)
 	const curl = "  curl -o /dev/null -w '%{http_code} %{size_download}\\n' "
 	want := "try a download; its log line shows fastpath.response.sendfile.size 2488, all but the first 512 bytes, which net/http writes itself:\n" +
-		curl + "'" + ex.base + "/files/c-readme.txt'\n"
+		curl + "'" + ex.Base + "/files/c-readme.txt'\n"
 	if !strings.HasSuffix(stderr.String(), want) {
 		t.Fatalf("banner:\n%s\nwant it to end:\n%s", stderr.String(), want)
 	}
@@ -474,7 +474,7 @@ func CheckBanner(t *testing.T, example app.Example) {
 	if err != nil || resp.StatusCode != 200 || n != 3000 {
 		t.Fatalf("GET %s: %d, %d bytes, %v; want 200 and the 3000-byte file", u, resp.StatusCode, n, err)
 	}
-	ex.stop(t)
+	ex.Stop(t)
 	var rec map[string]any
 	if err := json.Unmarshal([]byte(stdout.String()), &rec); err != nil {
 		t.Fatalf("want one JSON log line: %v\n%s", err, stdout.String())
@@ -571,13 +571,13 @@ func CheckOTLP(t *testing.T, example app.Example) {
 	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ex := start(t, example, []string{"-root", root}, io.Discard, io.Discard)
-	resp, err := http.Get(ex.base + "/files/a.txt")
+	ex := Start(t, example, []string{"-root", root}, io.Discard, io.Discard)
+	resp, err := http.Get(ex.Base + "/files/a.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	ex.stop(t) // shutdown flushes both providers
+	ex.Stop(t) // shutdown flushes both providers
 	mu.Lock()
 	defer mu.Unlock()
 	if got["/v1/traces"] == 0 || got["/v1/metrics"] == 0 {
