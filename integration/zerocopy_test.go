@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
@@ -33,6 +34,21 @@ func TestCheckZeroCopy(t *testing.T) {
 		defer f.Close()
 		io.Copy(w, f)
 	})
+	// moved redirects as a renamed file's old URL does; net/http's client
+	// follows 301, 302, 303, 307 and 308 with a Location, and nothing else.
+	moved := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/old.bin":
+			http.Redirect(w, r, "/big.bin", http.StatusMovedPermanently)
+		case "/choices":
+			w.Header().Set("Location", "/big.bin")
+			w.WriteHeader(http.StatusMultipleChoices)
+		case "/nowhere":
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		default:
+			serve(w, r)
+		}
+	})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -52,6 +68,7 @@ func TestCheckZeroCopy(t *testing.T) {
 		header       http.Header
 		opts         []Option
 		wantErr      string // "" for kept
+		wantReason   string // Report.Reason, when the response is not kept
 		wantSendfile int64
 		wantBody     int64
 	}{
@@ -85,6 +102,19 @@ func TestCheckZeroCopy(t *testing.T) {
 			wantErr: "integration: the handler answered 404 Not Found (a 19-byte body), so there was no file to send", wantBody: 19},
 		{name: "method not allowed", h: files, path: "/big.bin", method: "DELETE",
 			wantErr: "the handler answered 405 Method Not Allowed", wantBody: -1},
+		{name: "redirect followed", h: moved, path: "/old.bin",
+			wantSendfile: size - 512, wantBody: size},
+		{name: "redirect not followed", h: moved, path: "/choices",
+			wantErr:    `integration: the handler answered 300 Multiple Choices, a redirect to "/big.bin", so there was no file to send; request the file at the redirect's target`,
+			wantReason: `the response is 300 Multiple Choices, a redirect to "/big.bin", not a file`, wantBody: 0},
+		{name: "redirect without a target", h: moved, path: "/nowhere",
+			wantErr:    "integration: the handler answered 307 Temporary Redirect, a redirect with no Location, so there was no file to send",
+			wantReason: "the response is 307 Temporary Redirect, a redirect with no Location, not a file", wantBody: 0},
+		{name: "not modified", h: serve, path: "/big.bin", header: http.Header{"If-Modified-Since": {time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}},
+			wantErr:    "integration: the handler answered 304 Not Modified: the request's If-None-Match or If-Modified-Since matched, so there was no body to send; drop those headers",
+			wantReason: "the response is 304 Not Modified: the client's copy is current, so no body was sent", wantBody: 0},
+		{name: "not found reason", h: files, path: "/missing.bin",
+			wantErr: "404 Not Found", wantReason: "the response is 404 Not Found, not a file", wantBody: 19},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +144,9 @@ func TestCheckZeroCopy(t *testing.T) {
 			}
 			if tt.wantErr == "" && rep.Reason() != "" {
 				t.Errorf("Reason = %q for a response kept on the fast path", rep.Reason())
+			}
+			if tt.wantReason != "" && rep.Reason() != tt.wantReason {
+				t.Errorf("Reason = %q, want %q", rep.Reason(), tt.wantReason)
 			}
 		})
 	}
