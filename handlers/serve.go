@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
 // DefaultMaxRanges is the largest number of ranges a multi-range request may
@@ -171,9 +174,27 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
+		noteCopy(w, r, c)
 		// A short copy leaves the body below its Content-Length, so net/http
 		// closes the connection and the client sees the truncation.
 		io.CopyN(w, c.f, length)
+	}
+}
+
+// noteCopy tells a fastpath middleware recording r that c's body is about
+// to be copied through user space rather than sent by sendfile: w lacks
+// io.ReaderFrom, or carries a Content-Encoding this package did not set (a
+// middleware compressing on the fly, which may keep ReadFrom and copy in
+// it). The middleware then names the reason, and the wrapper to blame when
+// it can. On the fast path this is a type assertion and a header lookup.
+func noteCopy(w http.ResponseWriter, r *http.Request, c *content) {
+	_, rf := w.(io.ReaderFrom)
+	ce := w.Header()["Content-Encoding"]
+	if rf && (len(ce) == 0 || strings.EqualFold(ce[0], c.encoding)) {
+		return
+	}
+	if rec := copynote.From(r.Context()); rec != nil {
+		rec.FileCopied(w, c.encoding)
 	}
 }
 

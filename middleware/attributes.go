@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
 // Two ways to add attributes of your own to what fastpath records of a
@@ -47,7 +49,7 @@ func SetAttributes(ctx context.Context, attrs ...attribute.KeyValue) {
 	if len(attrs) == 0 {
 		return
 	}
-	rec, _ := ctx.Value(recordKey{}).(*record)
+	rec, _ := ctx.Value(copynote.Key{}).(*record)
 	if rec == nil || !rec.span.IsValid() {
 		// No fastpath span to add them to when it ends: the span in ctx
 		// gets them now (a no-op span when there is none).

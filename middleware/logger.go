@@ -49,6 +49,9 @@ import (
 //	fastpath.hijacked            true when the connection was hijacked
 //	fastpath.response.sendfile.size bytes sent by sendfile, with Listener only
 //	fastpath.response.splice.size   bytes moved by splice, with Listener only
+//	fastpath.response.copy_reason   why a body that could have gone zero-copy was
+//	                                copied (a CopyReason), when fastpath can tell
+//	fastpath.response.copy_wrapper  the ResponseWriter wrapper to blame, if any
 //
 // Logging never reads or copies the body.
 func Logger(l *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
@@ -156,6 +159,12 @@ func (o *logger) end(rec *record, r *http.Request) {
 	}
 	if n, ok := rec.splice(); ok {
 		attrs = append(attrs, slog.Int64(SpliceSizeKey, n))
+	}
+	if reason, wrapper := rec.copyReason(); reason != "" {
+		attrs = append(attrs, slog.String(CopyReasonKey, string(reason)))
+		if wrapper != "" {
+			attrs = append(attrs, slog.String(CopyWrapperKey, wrapper))
+		}
 	}
 	if extra := extraOf(rec); len(extra) > 0 {
 		attrs = appendExtra(attrs, extra)

@@ -12,14 +12,12 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fastpath-go/fastpath/internal/copynote"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 )
 
 // now is the clock; tests replace it to check durations exactly.
 var now = time.Now
-
-// recordKey is the context key of the request's *record.
-type recordKey struct{}
 
 // record is what fastpath observed of one request. The first fastpath
 // middleware on a request makes it and wraps the ResponseWriter once; the
@@ -60,8 +58,12 @@ type record struct {
 
 	w recordWriter // the wrapper of an HTTP/1 writer (see wrap)
 
+	cp copyState // why the body was copied, if it was
+
 	spanArgs spanArgs // Tracing's, here so they cost no allocation of their own
 }
+
+var _ copynote.Recorder = (*record)(nil)
 
 // begin returns the request's record and the context to pass on, making the
 // record and wrapping w when no fastpath middleware has done so yet (created
@@ -69,10 +71,11 @@ type record struct {
 // routeContext).
 func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *record, _ http.ResponseWriter, _ context.Context, created bool) {
 	ctx := r.Context()
-	rec, _ = ctx.Value(recordKey{}).(*record)
+	rec, _ = ctx.Value(copynote.Key{}).(*record)
 	if rec == nil {
 		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
+		rec.cp.userTLS, rec.cp.http2 = r.TLS != nil, r.ProtoMajor == 2
 		if c := zerocopy.FromContext(ctx); c != nil {
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
@@ -80,7 +83,9 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 		}
 		rec.rw = w
 		w = rec.wrap(w)
-		ctx = context.WithValue(ctx, recordKey{}, rec)
+		// Under copynote's key, so fastpath's handlers can tell it why
+		// they copied a body.
+		ctx = context.WithValue(ctx, copynote.Key{}, rec)
 	}
 	return rec, w, routeContext(ctx, routes), created
 }

@@ -217,6 +217,14 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))
 	}
+	if reason, wrapper := rec.copyReason(); reason != "" {
+		// Past the scratch array's 8 only for a copied body: that response
+		// pays the allocation, not the others.
+		attrs = append(attrs, attribute.String(CopyReasonKey, string(reason)))
+		if wrapper != "" {
+			attrs = append(attrs, attribute.String(CopyWrapperKey, wrapper))
+		}
+	}
 	errType := rec.errorType()
 	if errType != "" {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(string(errType)))

@@ -77,9 +77,7 @@ func (rw *recordWriter) WriteString(s string) (int, error) {
 // ReadFrom hands src to net/http unchanged, so a file or a socket still
 // reaches sendfile or splice.
 func (rw *recordWriter) ReadFrom(src io.Reader) (int64, error) {
-	n, err := rw.w.ReadFrom(src)
-	rw.rec.wrote(n, err)
-	return n, err
+	return rw.rec.readFrom(src, rw.w.ReadFrom)
 }
 
 func (rw *recordWriter) Flush() {
@@ -137,9 +135,7 @@ func (rec *record) hooks() httpsnoop.Hooks {
 		},
 		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
 			return func(src io.Reader) (int64, error) {
-				n, err := next(src)
-				rec.wrote(n, err)
-				return n, err
+				return rec.readFrom(src, next)
 			}
 		},
 		Flush: func(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
