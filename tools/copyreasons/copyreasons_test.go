@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/httplog/v3"
 	gorilla "github.com/gorilla/handlers"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -42,6 +43,7 @@ import (
 const (
 	hideType = "*copyreasons.hideReadFrom from github.com/fastpath-go/fastpath/tools/copyreasons"
 	chiType  = "*middleware.compressResponseWriter from github.com/go-chi/chi/v5/middleware"
+	teeType  = "*middleware.httpFancyWriter from github.com/go-chi/chi/v5/middleware"
 )
 
 // cases are issue 21's table: for each reason a stack that causes it, and a
@@ -57,6 +59,15 @@ var cases = []copyCase{
 		reason: "no_readfrom", wrapper: hideType},
 	{name: "wrapper outside the middlewares", stack: outside(hide, files()), path: "/big.txt",
 		reason: "no_readfrom", wrapper: hideType},
+	// A wrapper that keeps io.ReaderFrom and copies in it: chi's
+	// WrapResponseWriter with a Tee, as httplog's LogResponseBody sets it
+	// up. Only Listener's counters see the copy: outside, below the
+	// writer fastpath's ReadFrom hands the file to; inside, where the
+	// file never reaches that ReadFrom, though FileServer handed it on.
+	{name: "httplog LogResponseBody outside the middlewares", stack: outside(bodyLog, files()), path: "/big.txt",
+		reason: "no_readfrom", wrapper: teeType},
+	{name: "httplog LogResponseBody inside the middlewares", stack: files(bodyLog), path: "/big.txt",
+		reason: "no_readfrom", wrapper: teeType},
 	{name: "chi Compress, text/plain", stack: files(chimw.Compress(5)), path: "/page.txt", acceptEncoding: "gzip",
 		reason: "encoded", wrapper: chiType},
 	{name: "chi Compress, video/mp4 it leaves alone", stack: files(chimw.Compress(5)), path: "/video.mp4", acceptEncoding: "gzip",
@@ -154,6 +165,12 @@ func hide(next http.Handler) http.Handler {
 func outside(mw func(http.Handler) http.Handler, s stack) stack {
 	return func(a app) http.Handler { return mw(s(a)) }
 }
+
+// bodyLog is httplog logging every response body, which it captures with
+// chi's WrapResponseWriter and a Tee.
+var bodyLog = httplog.RequestLogger(slog.New(slog.DiscardHandler), &httplog.Options{
+	LogResponseBody: func(*http.Request) bool { return true },
+})
 
 // ioCopy writes the file asked for with io.Copy and no Content-Length, so
 // net/http sends it chunked.
