@@ -140,6 +140,8 @@ func route(h func(a app) http.Handler) stack {
 	return func(a app) http.Handler { return router(a, nil, h(a)) }
 }
 
+// router is chi with fastpath's middlewares, then mws, in front of h on
+// every path.
 func router(a app, mws []func(http.Handler) http.Handler, h http.Handler) http.Handler {
 	r := chi.NewRouter()
 	r.Use(a.fastpath...)
