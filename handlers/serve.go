@@ -181,20 +181,24 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	}
 }
 
-// noteCopy tells a fastpath middleware recording r that c's body is about
-// to be copied through user space rather than sent by sendfile: w lacks
-// io.ReaderFrom, or carries a Content-Encoding this package did not set (a
+// noteCopy tells a fastpath middleware recording r that c's body is handed
+// to w with io.Copy, when w may not take it to sendfile: w lacks
+// io.ReaderFrom, carries a Content-Encoding this package did not set (a
 // middleware compressing on the fly, which may keep ReadFrom and copy in
-// it). The middleware then names the reason, and the wrapper to blame when
-// it can. On the fast path this is a type assertion and a header lookup.
+// it), or is a wrapper above the middleware's own writer, whose ReadFrom may
+// copy. The middleware then names the reason, and the wrapper to blame when
+// it can. For the middleware's own writer or net/http's (no Unwrap), the
+// fast path, this is two type assertions and a header lookup.
 func noteCopy(w http.ResponseWriter, r *http.Request, c *content) {
 	_, rf := w.(io.ReaderFrom)
+	_, own := w.(copynote.Own)
+	_, wrapper := w.(interface{ Unwrap() http.ResponseWriter })
 	ce := w.Header()["Content-Encoding"]
-	if rf && (len(ce) == 0 || strings.EqualFold(ce[0], c.encoding)) {
+	if rf && (own || !wrapper) && (len(ce) == 0 || strings.EqualFold(ce[0], c.encoding)) {
 		return
 	}
 	if rec := copynote.From(r.Context()); rec != nil {
-		rec.FileCopied(w, c.encoding)
+		rec.FileBody(w, c.encoding)
 	}
 }
 

@@ -27,26 +27,27 @@ type copyState struct {
 
 	src io.Reader // the first source handed to ReadFrom through the record's writer
 
-	noRF        http.ResponseWriter // the writer a fastpath handler copied a file to
-	noRFEncoded bool                // it had a Content-Encoding the handler did not set
+	file        http.ResponseWriter // the writer a fastpath handler copied a file to, when it told
+	fileEncoded bool                // it had a Content-Encoding the handler did not set
 
 	noted CopyReason // what a fastpath handler said (the proxy's reasons)
 	found CopyReason // what the ReadFrom hook found when it saw bytes copied
+	below bool       // the hook saw bytes copied below it, from a regular file
 
 	done    bool // reason and wrapper are decided
 	reason  CopyReason
 	wrapper string
 }
 
-// FileCopied implements copynote.Recorder: a fastpath handler is copying a
-// file body to w, which lacks io.ReaderFrom or compresses on the fly.
-func (rec *record) FileCopied(w http.ResponseWriter, encoding string) {
-	if rec.cp.noRF != nil {
+// FileBody implements copynote.Recorder: a fastpath handler is handing a
+// file body to w, which may not take it to sendfile.
+func (rec *record) FileBody(w http.ResponseWriter, encoding string) {
+	if rec.cp.file != nil {
 		return
 	}
-	rec.cp.noRF = w
+	rec.cp.file = w
 	if ce := w.Header().Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, encoding) {
-		rec.cp.noRFEncoded = true
+		rec.cp.fileEncoded = true
 	}
 }
 
@@ -78,9 +79,10 @@ func (rec *record) readFrom(src io.Reader, next func(io.Reader) (int64, error)) 
 	zc0, counted := rec.zeroCopied()
 	n, err := next(src)
 	rec.wrote(n, err)
-	if counted && rec.cp.found == "" {
+	if counted && rec.cp.found == "" && !rec.cp.below {
 		if zc, _ := rec.zeroCopied(); n-(zc-zc0) > sniffLen {
 			rec.cp.found = sourceReason(src, true)
+			rec.cp.below = rec.cp.found == "" && isFile(src)
 		}
 	}
 	return n, err
@@ -96,12 +98,13 @@ func (rec *record) copyReason() (CopyReason, string) {
 		return cp.reason, cp.wrapper
 	}
 	cp.done = true
-	if rec.hijacked || rec.head || rec.body == 0 || (cp.src == nil && cp.noRF == nil && cp.noted == "") {
+	if rec.hijacked || rec.head || rec.body == 0 || (cp.src == nil && cp.file == nil && cp.noted == "") {
 		// No body, or one fastpath never saw offered for zero-copy: a
 		// handler writing bytes it made, or one that copied a file through
 		// Write below a wrapper that fastpath's handlers did not see.
 		return "", ""
 	}
+	_, fileRF := cp.file.(io.ReaderFrom)
 	switch {
 	case rec.body <= sniffLen:
 		cp.reason = CopyReasonSmallBody
@@ -111,14 +114,21 @@ func (rec *record) copyReason() (CopyReason, string) {
 		cp.reason = CopyReasonClientHTTP2
 	case cp.userTLS:
 		cp.reason = CopyReasonClientTLS
-	case cp.noRF != nil:
+	case cp.file != nil && (cp.fileEncoded || !fileRF || cp.src == nil):
+		// The writer a fastpath handler gave the file to compresses, lacks
+		// io.ReaderFrom, or did not pass the file down to the record's
+		// ReadFrom: a wrapper between the two copied it.
 		cp.reason = CopyReasonNoReadFrom
-		if cp.noRFEncoded {
+		if cp.fileEncoded {
 			cp.reason = CopyReasonEncoded
 		}
-		if h := hidingWriter(cp.noRF); h != nil {
-			cp.wrapper = writerType(h)
+		// Without io.ReaderFrom the culprit may be below the record's own
+		// writer, which only mirrors what it wraps; with it, between.
+		bottom := isNetHTTP
+		if fileRF {
+			bottom = func(w http.ResponseWriter) bool { return w == rec.own }
 		}
+		cp.wrapper = blame(cp.file, bottom)
 	case cp.found != "":
 		cp.reason = cp.found
 	default:
@@ -129,6 +139,13 @@ func (rec *record) copyReason() (CopyReason, string) {
 			cp.reason = r
 		} else if rec.declared < 0 && isFile(cp.src) {
 			cp.reason = CopyReasonChunked
+		} else if cp.below {
+			// A regular file, with a length, handed to a ReadFrom that
+			// copied it: a wrapper between fastpath and net/http that
+			// keeps io.ReaderFrom but copies in it (or hides it below).
+			if w := blame(rec.rw, isNetHTTP); w != "" {
+				cp.reason, cp.wrapper = CopyReasonNoReadFrom, w
+			}
 		}
 	}
 	return cp.reason, cp.wrapper
@@ -194,38 +211,77 @@ func isFile(src io.Reader) bool {
 	return fd && !socket
 }
 
-// hidingWriter returns the writer that hides io.ReaderFrom below w: walking
-// Unwrap as http.ResponseController does, the last writer without
-// io.ReaderFrom before one that has it (a wrapper above the culprit only
-// mirrors what it wraps), or the last one the walk reaches.
-func hidingWriter(w http.ResponseWriter) http.ResponseWriter {
-	var last http.ResponseWriter
-	for range 64 { // a bound against a cycle of Unwraps
-		if w == nil {
+// blame names the writer to blame for a file copied on its way down from
+// top, following Unwrap as http.ResponseController does, to the first writer
+// for which bottom is true (not included) or the end of the chain. The
+// culprit is the last writer without io.ReaderFrom above one that has it (a
+// wrapper above it only mirrors what it wraps) or, when each has it, the one
+// writer there is; with several, whose ReadFrom copies cannot be told, and
+// blame names them all, top first, joined by " or ". "" for none.
+func blame(top http.ResponseWriter, bottom func(http.ResponseWriter) bool) string {
+	var (
+		chain   []http.ResponseWriter
+		lacking http.ResponseWriter
+	)
+	for i := 0; top != nil && i < 64 && !bottom(top); i++ { // 64: against a cycle of Unwraps
+		w := top
+		_, rf := w.(io.ReaderFrom)
+		switch {
+		case rf && lacking != nil:
+			// lacking hides this one's ReadFrom.
+		case isMirror(w):
+			// httpsnoop's wrappers have what they wrap; if their hooks
+			// copy, whose hooks they are cannot be told.
+		case !rf:
+			lacking = w
+			chain = append(chain, w)
+		default:
+			chain = append(chain, w)
+		}
+		if rf && lacking != nil {
 			break
 		}
-		if _, ok := w.(io.ReaderFrom); ok {
-			break
-		}
-		last = w
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
 			break
 		}
-		w = u.Unwrap()
+		top = u.Unwrap()
 	}
-	return last
+	switch {
+	case lacking != nil:
+		return writerType(lacking)
+	case len(chain) == 0:
+		return ""
+	}
+	names := make([]string, len(chain))
+	for i, w := range chain {
+		names[i] = writerType(w)
+	}
+	return strings.Join(names, " or ")
+}
+
+// isNetHTTP reports whether w is net/http's own ResponseWriter.
+func isNetHTTP(w http.ResponseWriter) bool { return pkgOf(w) == "net/http" }
+
+// isMirror reports whether w is one of httpsnoop's wrappers, which have
+// exactly the optional interfaces of what they wrap (fastpath's own, for
+// writers other than net/http's HTTP/1 one, is one of them).
+func isMirror(w http.ResponseWriter) bool { return pkgOf(w) == "github.com/felixge/httpsnoop" }
+
+// pkgOf returns the package path of v's type, looking through pointers.
+func pkgOf(v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.PkgPath()
 }
 
 // writerType names v's Go type with its package path, as
 // "*gzip.compressResponseWriter from github.com/example/gzip".
 func writerType(v any) string {
-	t := reflect.TypeOf(v)
-	name := t.String()
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if pkg := t.PkgPath(); pkg != "" {
+	name := reflect.TypeOf(v).String()
+	if pkg := pkgOf(v); pkg != "" {
 		return name + " from " + pkg
 	}
 	return name

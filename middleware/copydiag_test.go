@@ -32,38 +32,41 @@ func (k keeps) ReadFrom(r io.Reader) (int64, error) {
 }
 func (k keeps) Unwrap() http.ResponseWriter { return k.ResponseWriter }
 
-// TestHidingWriter checks which writer of a chain is blamed for hiding
-// io.ReaderFrom, and how it is named.
-func TestHidingWriter(t *testing.T) {
+// TestBlame checks which writer of a chain is blamed for a copied file, and
+// how it is named.
+func TestBlame(t *testing.T) {
 	base := &readFromRecorder{httptest.NewRecorder()} // has ReadFrom
 	inner := &hidesUnwrap{base}
+	const (
+		hidesT       = "middleware.hides from github.com/fastpath-go/fastpath/middleware"
+		hidesUnwrapT = "*middleware.hidesUnwrap from github.com/fastpath-go/fastpath/middleware"
+		keepsT       = "middleware.keeps from github.com/fastpath-go/fastpath/middleware"
+		baseT        = "*middleware.readFromRecorder from github.com/fastpath-go/fastpath/middleware"
+	)
+	isBase := func(w http.ResponseWriter) bool { return w == http.ResponseWriter(base) }
+	never := func(http.ResponseWriter) bool { return false }
 	tests := []struct {
-		name string
-		w    http.ResponseWriter
-		want string // writerType of the writer blamed, "" for none
+		name   string
+		w      http.ResponseWriter
+		bottom func(http.ResponseWriter) bool
+		want   string
 	}{
-		{"has ReadFrom", base, ""},
-		{"one wrapper without Unwrap", hides{base}, "middleware.hides from github.com/fastpath-go/fastpath/middleware"},
-		{"one wrapper with Unwrap", inner, "*middleware.hidesUnwrap from github.com/fastpath-go/fastpath/middleware"},
-		{"a mirror above the culprit", &hidesUnwrap{inner}, "*middleware.hidesUnwrap from github.com/fastpath-go/fastpath/middleware"},
-		{"the walk stops at a writer without Unwrap", &hidesUnwrap{hides{keeps{base}}}, "middleware.hides from github.com/fastpath-go/fastpath/middleware"},
-		{"a writer with ReadFrom above", keeps{inner}, ""},
+		{"nothing above the bottom", base, isBase, ""},
+		{"one wrapper without Unwrap", hides{base}, isBase, hidesT},
+		{"one wrapper with Unwrap", inner, isBase, hidesUnwrapT},
+		{"a mirror above the culprit", &hidesUnwrap{inner}, isBase, hidesUnwrapT},
+		{"the walk stops at a writer without Unwrap", &hidesUnwrap{hides{keeps{base}}}, isBase, hidesT},
+		{"a writer with ReadFrom above a culprit", keeps{inner}, isBase, hidesUnwrapT},
+		{"one writer with ReadFrom that copies", keeps{base}, isBase, keepsT},
+		{"several with ReadFrom: all named", keeps{keeps{base}}, isBase, keepsT + " or " + keepsT},
+		{"to the end of the chain", keeps{base}, never, keepsT + " or " + baseT},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ""
-			if h := hidingWriter(tt.w); h != nil {
-				got = writerType(h)
-			}
-			if got != tt.want {
+			if got := blame(tt.w, tt.bottom); got != tt.want {
 				t.Errorf("blamed %q, want %q", got, tt.want)
 			}
 		})
-	}
-	// The culprit is the deepest writer without ReadFrom: in "a mirror above
-	// the culprit" that is inner, not the outer wrapper of the same type.
-	if h := hidingWriter(&hidesUnwrap{inner}); h != http.ResponseWriter(inner) {
-		t.Errorf("blamed %p, want the inner wrapper %p", h, inner)
 	}
 }
 

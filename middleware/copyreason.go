@@ -66,8 +66,9 @@ const (
 	// CopyReasonClientHTTP2: the client speaks HTTP/2, which frames the
 	// body in user space.
 	CopyReasonClientHTTP2 CopyReason = "client_http2"
-	// CopyReasonNoReadFrom: a ResponseWriter wrapper hides io.ReaderFrom
-	// (its type is recorded under CopyWrapperKey).
+	// CopyReasonNoReadFrom: a ResponseWriter wrapper hides io.ReaderFrom,
+	// or has it and copies in it (httplog logging bodies, say); its type is
+	// recorded under CopyWrapperKey.
 	CopyReasonNoReadFrom CopyReason = "no_readfrom"
 	// CopyReasonEncoded: a middleware set a Content-Encoding the handler
 	// did not encode (it compresses on the fly).

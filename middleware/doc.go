@@ -142,12 +142,18 @@
 //     Content-Length, which net/http chunks;
 //   - the request: TLS in user space (crypto/tls), HTTP/2;
 //   - what handlers.FileServer, handlers.ServeContent and proxy.ReverseProxy
-//     tell it: the writer they copy to lacks io.ReaderFrom (the wrapper is
-//     found by following Unwrap, as http.ResponseController does: the last
-//     writer without ReadFrom above one that has it), a middleware set a
-//     Content-Encoding they did not, or the proxy's own reasons;
+//     tell it: the writer they hand a file to lacks io.ReaderFrom, or keeps
+//     it and copies (the file never reached fastpath's ReadFrom), a
+//     middleware set a Content-Encoding they did not, or the proxy's own
+//     reasons. The wrapper is found by following Unwrap, as
+//     http.ResponseController does: the last writer without ReadFrom above
+//     one that has it, or, when all have it, the wrappers in between (all
+//     named when there are several; httpsnoop's, which mirror what they
+//     wrap, never);
 //   - with Listener, whether the connection's sendfile and splice counts
-//     moved, and whether a file that did not go is a regular one.
+//     moved, whether a file that did not go is a regular one, and, for one
+//     that is, the wrappers between fastpath and net/http whose ReadFrom
+//     copied it.
 //
 // A handler of another library that copies a file through Write (below a
 // wrapper that hides io.ReaderFrom, say) looks to fastpath like a handler

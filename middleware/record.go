@@ -54,6 +54,7 @@ type record struct {
 	splice0   int64          // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
+	own      http.ResponseWriter // the wrapper handed on
 	declared int64               // the Content-Length the handler declared, or -1
 
 	w recordWriter // the wrapper of an HTTP/1 writer (see wrap)
@@ -83,6 +84,7 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 		}
 		rec.rw = w
 		w = rec.wrap(w)
+		rec.own = w
 		// Under copynote's key, so fastpath's handlers can tell it why
 		// they copied a body.
 		ctx = context.WithValue(ctx, copynote.Key{}, rec)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/felixge/httpsnoop"
+
+	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
 // http1Writer is the method set of net/http's HTTP/1 ResponseWriter: the
@@ -53,7 +55,10 @@ type recordWriter struct {
 	w   http1Writer
 }
 
-var _ http1Writer = (*recordWriter)(nil)
+var (
+	_ http1Writer  = (*recordWriter)(nil)
+	_ copynote.Own = (*recordWriter)(nil)
+)
 
 func (rw *recordWriter) Header() http.Header { return rw.w.Header() }
 
@@ -108,6 +113,10 @@ func (rw *recordWriter) EnableFullDuplex() error            { return rw.w.Enable
 // Unwrap returns the writer wrapped, for http.ResponseController and for
 // code that looks below wrappers.
 func (rw *recordWriter) Unwrap() http.ResponseWriter { return rw.w }
+
+// FastpathRecordWriter marks the writer as the record's own, for
+// fastpath's handlers (copynote.Own).
+func (rw *recordWriter) FastpathRecordWriter() {}
 
 // hooks are the httpsnoop hooks of every writer that is not an http1Writer:
 // recordWriter's methods, as closures.

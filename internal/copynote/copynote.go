@@ -17,14 +17,22 @@ type Key struct{}
 
 // Recorder is the request's record, as the handlers see it.
 type Recorder interface {
-	// FileCopied tells that a handler is handing a file body to w with
-	// io.Copy and knows it will be copied: w lacks io.ReaderFrom, or it
-	// carries a Content-Encoding other than encoding, the one the handler
-	// set itself ("" for none), so a middleware compresses on the fly.
-	FileCopied(w http.ResponseWriter, encoding string)
+	// FileBody tells that a handler is handing a file body to w with
+	// io.Copy, and w is not the record's own writer (Own) or carries a
+	// Content-Encoding other than encoding, the one the handler set itself
+	// ("" for none). The record then learns whether the file reached it, or
+	// was copied on the way: w lacks io.ReaderFrom, a middleware compresses
+	// on the fly, or a wrapper keeps io.ReaderFrom and copies in it.
+	FileBody(w http.ResponseWriter, encoding string)
 	// Copied tells that a handler copied a body it could have spliced, for
 	// reason, one of middleware's CopyReason values.
 	Copied(reason string)
+}
+
+// Own is implemented by the ResponseWriter a fastpath middleware hands on: a
+// body given to its ReadFrom reaches the record.
+type Own interface {
+	FastpathRecordWriter()
 }
 
 // From returns the request's Recorder, or nil when no fastpath middleware
