@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -46,6 +48,14 @@ type Report struct {
 	MinSendfileBytes int64
 	// Header is the response header.
 	Header http.Header
+	// CopyReason is why the body was copied rather than sent zero-copy, as
+	// fastpath's middleware diagnosed it on the server (the kit serves the
+	// handler under middleware.Logger to learn it), or "" when it was not
+	// copied or the middleware could not tell (see middleware.CopyReason).
+	CopyReason middleware.CopyReason
+	// CopyWrapper is the Go type of the ResponseWriter wrapper to blame, with
+	// its package, when the middleware could name one.
+	CopyWrapper string
 }
 
 // ZeroCopyShare returns the fraction of the body sent by sendfile, from 0
@@ -83,8 +93,10 @@ func (r Report) isRedirect() bool {
 	return r.Status >= 300 && r.Status < 400 && r.Status != http.StatusNotModified
 }
 
-// Reason explains, from the response alone, why a response did not go by
-// sendfile, or returns "" when it did (or had too few bytes to need it).
+// Reason explains why a response did not go by sendfile, or returns "" when
+// it did: it is "" exactly when KeptFastPath is true. It names the
+// middleware's CopyReason and the wrapper to blame when the server-side
+// diagnosis found them, and otherwise reasons from the response alone.
 func (r Report) Reason() string {
 	multi := strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/byteranges")
 	switch {
@@ -94,8 +106,12 @@ func (r Report) Reason() string {
 		return fmt.Sprintf("the response is %d %s, %s, not a file", r.Status, http.StatusText(r.Status), r.redirect())
 	case r.notAFile():
 		return fmt.Sprintf("the response is %d %s, not a file", r.Status, http.StatusText(r.Status))
-	case r.KeptFastPath(), r.MinSendfileBytes <= 0:
+	case r.KeptFastPath():
 		return ""
+	case r.MinSendfileBytes <= 0:
+		return fmt.Sprintf("%s: the body is %d bytes, and net/http writes up to %d itself before it hands a file to sendfile: not a loss, but nothing to prove", middleware.CopyReasonSmallBody, r.BodyBytes, sniffLen)
+	case r.CopyReason != "":
+		return string(r.CopyReason) + ": " + explainCopy(r.CopyReason, r.CopyWrapper, r.Header)
 	case r.Proto != "HTTP/1.1" && r.Proto != "HTTP/1.0":
 		return r.Proto + " frames the body itself and never uses sendfile"
 	case r.TLS:
@@ -110,6 +126,36 @@ func (r Report) Reason() string {
 		return "some parts of the multi-range response were copied through user space"
 	default:
 		return "a ResponseWriter wrapper between the handler and net/http hides io.ReaderFrom"
+	}
+}
+
+// explainCopy says in words what a CopyReason means for this response.
+func explainCopy(reason middleware.CopyReason, wrapper string, h http.Header) string {
+	blame := func(what string) string {
+		if wrapper == "" {
+			return what
+		}
+		return what + ": " + wrapper
+	}
+	switch reason {
+	case middleware.CopyReasonNoReadFrom:
+		return blame("a ResponseWriter wrapper hides io.ReaderFrom")
+	case middleware.CopyReasonEncoded:
+		return blame("a middleware compresses the body on the fly (Content-Encoding: " + h.Get("Content-Encoding") + ")")
+	case middleware.CopyReasonChunked:
+		return "the response had no Content-Length, so it was chunked; set one (handlers.ServeContent does)"
+	case middleware.CopyReasonClientTLS:
+		return "TLS encrypts the body in user space and never uses sendfile"
+	case middleware.CopyReasonClientHTTP2:
+		return "HTTP/2 frames the body itself and never uses sendfile"
+	case middleware.CopyReasonNotFile:
+		return "the body is not an *os.File (an embed.FS or fs.FS file, a buffer); sendfile sends only files on disk"
+	case middleware.CopyReasonNotRegularFile:
+		return "the body is an *os.File that is not a regular file"
+	case middleware.CopyReasonMultiRange:
+		return "the multi-range response was copied through user space: http.ServeContent sends those through an io.Pipe (handlers.ServeContent and handlers.FileServer do not)"
+	default:
+		return "see middleware.CopyReason"
 	}
 }
 
@@ -150,7 +196,11 @@ func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, e
 	if req == nil || req.URL == nil {
 		return Report{}, errors.New("integration: CheckZeroCopy needs a request with a URL")
 	}
-	srv := httptest.NewUnstartedServer(h)
+	// The kit's own Logger outermost learns the middleware's diagnosis; a
+	// fastpath middleware in h shares its record, and a wrapper of h's shows
+	// up below it as it would below net/http.
+	var diag copyDiagnosis
+	srv := httptest.NewUnstartedServer(middleware.Logger(slog.New(&diag))(h))
 	conns := &connListener{Listener: middleware.Listener(srv.Listener)}
 	srv.Listener = conns
 	srv.Config.ReadHeaderTimeout = 10 * time.Second
@@ -190,6 +240,7 @@ func CheckZeroCopy(h http.Handler, req *http.Request, opts ...Option) (Report, e
 	// last sendfile; Close waits for every handler, so the count is complete.
 	srv.Close()
 	rep.SendfileBytes = conns.sendfile()
+	rep.CopyReason, rep.CopyWrapper = diag.result()
 	switch {
 	case rep.Status == http.StatusNotModified:
 		return rep, errors.New("integration: the handler answered 304 Not Modified: the request's If-None-Match or If-Modified-Since matched, so there was no body to send; drop those headers")
@@ -287,4 +338,39 @@ func (l *connListener) sendfile() int64 {
 		n += c.Sendfile()
 	}
 	return n
+}
+
+// copyDiagnosis is a slog.Handler that keeps the copy reason and wrapper of
+// the last request record Logger hands it.
+type copyDiagnosis struct {
+	mu      sync.Mutex
+	reason  middleware.CopyReason
+	wrapper string
+}
+
+func (d *copyDiagnosis) Enabled(context.Context, slog.Level) bool { return true }
+func (d *copyDiagnosis) WithAttrs([]slog.Attr) slog.Handler       { return d }
+func (d *copyDiagnosis) WithGroup(string) slog.Handler            { return d }
+
+func (d *copyDiagnosis) Handle(_ context.Context, r slog.Record) error {
+	var reason, wrapper string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case middleware.CopyReasonKey:
+			reason = a.Value.String()
+		case middleware.CopyWrapperKey:
+			wrapper = a.Value.String()
+		}
+		return true
+	})
+	d.mu.Lock()
+	d.reason, d.wrapper = middleware.CopyReason(reason), wrapper
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *copyDiagnosis) result() (middleware.CopyReason, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reason, d.wrapper
 }

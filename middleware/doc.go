@@ -1,6 +1,8 @@
 // Package middleware provides logging, metrics and tracing middleware for
-// chi and net/http that keeps a file server on the kernel's zero-copy path,
-// and a Listener that measures how many bytes took it.
+// chi and net/http that keeps a file server on the kernel's zero-copy path, a
+// Listener that measures how many bytes took it, SetAttributes for a
+// handler's own values, and the closed sets its records use (ErrorType,
+// CopyReason).
 //
 // Logger, Metrics and Tracing each have the shape func(http.Handler)
 // http.Handler, so they mount with chi's r.Use or wrap any handler:
@@ -23,7 +25,8 @@
 // the middleware, when a response has no Content-Length (it is chunked), when
 // it is compressed on the fly, over TLS and HTTP/2, and for net/http's
 // multi-range responses (they go through an io.Pipe). Package handlers serves
-// multi-range responses by sendfile too.
+// multi-range responses by sendfile too. Each such response says why (see
+// "Why a body was copied").
 //
 // # One wrap per request
 //
@@ -102,11 +105,13 @@
 //
 // # Adding to what is recorded
 //
-// WithAttributes adds attributes of your own, computed once the handler has
-// returned, to the signal of each middleware given the option: the log
-// record, the span, or every measurement (where each distinct value is a time
-// series, so values must come from a small fixed set). WithSpanName names
-// spans other than "{method} {route}".
+// SetAttributes, called from a handler, adds attributes of your own to the
+// request's log record and span (an order id, a cache verdict). WithAttributes
+// computes them from the request once the handler has returned, for the
+// signal of each middleware given the option: the log record, the span, or
+// every measurement (where each distinct value is a time series, so values
+// must come from a small fixed set). WithSpanName names spans other than
+// "{method} {route}".
 //
 // # Zero-copy accounting
 //
@@ -122,6 +127,41 @@
 // io.ReaderFrom, and sendfile plus splice never exceed
 // http.response.body.size, which stays the exact count of body bytes
 // written however they went.
+//
+// # Why a body was copied
+//
+// When a body that could have gone zero-copy went through user space
+// instead, Logger and Tracing record why, as fastpath.response.copy_reason (a
+// CopyReason), and, when a ResponseWriter wrapper is to blame, its Go type
+// and package as fastpath.response.copy_wrapper; Metrics records the bytes
+// copied by reason (CopiedSizeMetric), so an alert can say which change lost
+// the fast path. fastpath records a reason only where it knows one:
+//
+//   - the source its ReadFrom was handed: not an *os.File (an embed.FS file,
+//     a buffer), net/http's multi-range io.Pipe, or a file with no
+//     Content-Length, which net/http chunks;
+//   - the request: TLS in user space (crypto/tls), HTTP/2;
+//   - what handlers.FileServer, handlers.ServeContent and proxy.ReverseProxy
+//     tell it: the writer they hand a file to lacks io.ReaderFrom, or keeps
+//     it and copies (the file never reached fastpath's ReadFrom), a
+//     middleware set a Content-Encoding they did not, or the proxy's own
+//     reasons. The wrapper is found by following Unwrap, as
+//     http.ResponseController does: the last writer without ReadFrom above
+//     one that has it, or, when all have it, the wrappers in between (all
+//     named when there are several; httpsnoop's, which mirror what they
+//     wrap, never);
+//   - with Listener, whether the connection's sendfile and splice counts
+//     moved, whether a file that did not go is a regular one, and, for one
+//     that is, the wrappers between fastpath and net/http whose ReadFrom
+//     copied it.
+//
+// A handler of another library that copies a file through Write (below a
+// wrapper that hides io.ReaderFrom, say) looks to fastpath like a handler
+// writing bytes it made: fastpath then says nothing rather than guess. A
+// body of at most 512 bytes, which net/http writes itself, is recorded as
+// CopyReasonSmallBody in logs and spans but never counted as a copy. The
+// diagnosis costs the fast path a field store and, with Listener, four
+// atomic loads per ReadFrom; a copied response pays for the rest.
 //
 // # OpenTelemetry
 //

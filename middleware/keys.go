@@ -37,8 +37,8 @@ const (
 	keyRangeHeader    = "http.request.header.range"
 	keyHeaderPrefix   = "http.request.header."
 
-	keyDuration  = "duration"
-	keyTTFB      = "ttfb"
+	keyDuration  = "duration_ms"
+	keyTTFB      = "ttfb_ms"
 	keyRequestID = "request_id"
 	keyTraceID   = "trace_id"
 	keySpanID    = "span_id"

@@ -31,6 +31,7 @@ const SpliceSizeMetric = "fastpath.server.response.splice.size"
 //	http.server.response.body.size histogram, By, the same
 //	fastpath.server.response.sendfile.size histogram, By, the same, with Listener only
 //	fastpath.server.response.splice.size   histogram, By, the same, with Listener only
+//	fastpath.server.response.copied.size   histogram, By, the same, only for bodies copied (see CopiedSizeMetric)
 //
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
@@ -58,8 +59,10 @@ type metrics struct {
 	respBody metric.Int64Histogram
 	sendfile metric.Int64Histogram
 	splice   metric.Int64Histogram
+	copied   metric.Int64Histogram
 
 	sets       cache[attrKey, *attrEntry]
+	copiedSets cache[copiedKey, *attrEntry]
 	extraSets  cache[extraKey, *attrEntry]
 	activeSets [len(knownMethods) + 1][2]*attrEntry     // by methodIndex and TLS
 	attrs      func(*http.Request) []attribute.KeyValue // WithAttributes
@@ -108,6 +111,14 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	if err != nil {
 		handleErr(err)
 		m.sendfile = noop.Int64Histogram{}
+	}
+	m.copied, err = meter.Int64Histogram(CopiedSizeMetric,
+		metric.WithUnit("By"),
+		sizeBuckets,
+		metric.WithDescription("Size of HTTP server response body bytes copied through user space that could have gone zero-copy, by reason."))
+	if err != nil {
+		handleErr(err)
+		m.copied = noop.Int64Histogram{}
 	}
 	m.splice, err = meter.Int64Histogram(SpliceSizeMetric,
 		metric.WithUnit("By"),
@@ -163,7 +174,8 @@ func (m *metrics) end(rec *record, r *http.Request) {
 		errType: rec.errorType(),
 	}
 	var e *attrEntry
-	if extra := m.extra(r); len(extra) > 0 {
+	extra := m.extra(r)
+	if len(extra) > 0 {
 		e = m.entryFor(k, extra)
 	} else {
 		e = m.sets.get(k, func() *attrEntry { return newEntry(k.attributes()) })
@@ -177,6 +189,32 @@ func (m *metrics) end(rec *record, r *http.Request) {
 	if n, ok := rec.splice(); ok {
 		m.splice.Record(ctx, n, e.record...)
 	}
+	if reason, _ := rec.copyReason(); reason != "" {
+		if n := rec.copiedLoss(reason); n > 0 {
+			ck := copiedKey{attrKey: k, reason: reason}
+			var ce *attrEntry
+			if len(extra) > 0 {
+				ce = newEntry(ck.attributes(extra)) // only a copied body pays
+			} else {
+				ce = m.copiedSets.get(ck, func() *attrEntry { return newEntry(ck.attributes(nil)) })
+			}
+			m.copied.Record(ctx, n, ce.record...)
+		}
+	}
+}
+
+// copiedKey is the attribute set of CopiedSizeMetric: a measurement's, and
+// the copy reason.
+type copiedKey struct {
+	attrKey
+	reason CopyReason
+}
+
+// attributes returns k's attributes with extra, fastpath's own last so they
+// win on a shared key.
+func (k copiedKey) attributes(extra []attribute.KeyValue) []attribute.KeyValue {
+	kvs := append(append([]attribute.KeyValue(nil), extra...), k.attrKey.attributes()...)
+	return append(kvs, attribute.String(CopyReasonKey, string(k.reason)))
 }
 
 // spanContext returns ctx, carrying the span Tracing started when Tracing runs

@@ -212,18 +212,3 @@ func WithRoute(route func(r *http.Request) string) Option {
 func WithSpanName(name func(r *http.Request, route string) string) Option {
 	return optionFunc(func(c *config) { c.spanName = name })
 }
-
-// WithAttributes makes the middleware add the attributes attrs returns to
-// what it records for each request: Logger adds them to the log record,
-// Tracing to the span, Metrics to the attributes of every measurement but
-// http.server.active_requests. attrs runs once the handler has returned, with
-// the request the middleware passed on (values a handler keeps in a holder in
-// the request context are visible to it). Give the option to the middlewares
-// whose signals should carry the attributes.
-//
-// For Metrics, every distinct set of values is a time series of its own:
-// return values from a small, fixed set (a tenant tier, an API version),
-// never ids, names or paths. Logs and spans have no such limit.
-func WithAttributes(attrs func(r *http.Request) []attribute.KeyValue) Option {
-	return optionFunc(func(c *config) { c.attrs = attrs })
-}

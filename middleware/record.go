@@ -12,14 +12,12 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fastpath-go/fastpath/internal/copynote"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 )
 
 // now is the clock; tests replace it to check durations exactly.
 var now = time.Now
-
-// recordKey is the context key of the request's *record.
-type recordKey struct{}
 
 // record is what fastpath observed of one request. The first fastpath
 // middleware on a request makes it and wraps the ResponseWriter once; the
@@ -48,19 +46,25 @@ type record struct {
 	panicVal any // nil with panicked set means runtime.Goexit
 
 	route string
-	span  trace.SpanContext // the server span Tracing started, if any
+	span  trace.SpanContext          // the server span Tracing started, if any
+	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
 	sendfile0 int64          // conn's sendfile count when the request started
 	splice0   int64          // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
+	own      http.ResponseWriter // the wrapper handed on
 	declared int64               // the Content-Length the handler declared, or -1
 
 	w recordWriter // the wrapper of an HTTP/1 writer (see wrap)
 
+	cp copyState // why the body was copied, if it was
+
 	spanArgs spanArgs // Tracing's, here so they cost no allocation of their own
 }
+
+var _ copynote.Recorder = (*record)(nil)
 
 // begin returns the request's record and the context to pass on, making the
 // record and wrapping w when no fastpath middleware has done so yet (created
@@ -68,10 +72,11 @@ type record struct {
 // routeContext).
 func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *record, _ http.ResponseWriter, _ context.Context, created bool) {
 	ctx := r.Context()
-	rec, _ = ctx.Value(recordKey{}).(*record)
+	rec, _ = ctx.Value(copynote.Key{}).(*record)
 	if rec == nil {
 		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
+		rec.cp.userTLS, rec.cp.http2 = r.TLS != nil, r.ProtoMajor == 2
 		if c := zerocopy.FromContext(ctx); c != nil {
 			rec.conn = c
 			rec.sendfile0 = c.Sendfile()
@@ -79,7 +84,10 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 		}
 		rec.rw = w
 		w = rec.wrap(w)
-		ctx = context.WithValue(ctx, recordKey{}, rec)
+		rec.own = w
+		// Under copynote's key, so fastpath's handlers can tell it why
+		// they copied a body.
+		ctx = context.WithValue(ctx, copynote.Key{}, rec)
 	}
 	return rec, w, routeContext(ctx, routes), created
 }

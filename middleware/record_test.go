@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -215,22 +216,33 @@ func TestRecordStatusAndBytes(t *testing.T) {
 	}
 }
 
-// TestRecordDurations checks duration and time to first byte exactly, with a
-// clock that advances one millisecond per reading.
+// TestRecordDurations checks duration_ms and ttfb_ms exactly, as a JSON log
+// line carries them, with a clock that advances one step per reading: the
+// request starts at reading 1, the status is committed at reading 2 and the
+// handler returns at reading 3.
 func TestRecordDurations(t *testing.T) {
-	fakeClock(t)
-	logs, l := newCapture()
-	h := Logger(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK) // clock reading 2: first byte
-		w.Write([]byte("body"))
-	}))
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
-	e := logs.only(t)
-	if got := e.Attrs["duration"]; got != 2*time.Millisecond {
-		t.Errorf("duration = %v, want 2ms", got)
-	}
-	if got := e.Attrs["ttfb"]; got != time.Millisecond {
-		t.Errorf("ttfb = %v, want 1ms", got)
+	for _, tc := range []struct {
+		name string
+		step time.Duration
+		want string
+	}{
+		{"whole milliseconds", time.Millisecond, `"duration_ms":2,"ttfb_ms":1,`},
+		{"fractions", 1500 * time.Microsecond, `"duration_ms":3,"ttfb_ms":1.5,`},
+		{"nanoseconds", 77545 * time.Nanosecond, `"duration_ms":0.15509,"ttfb_ms":0.077545,`},
+		{"a long download", 13 * time.Minute, `"duration_ms":1560000,"ttfb_ms":780000,`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fakeClockStep(t, tc.step)
+			var out bytes.Buffer
+			h := Logger(slog.New(slog.NewJSONHandler(&out, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusOK) // clock reading 2: first byte
+				w.Write([]byte("body"))
+			}))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("log line %s\nlacks %s", out.String(), tc.want)
+			}
+		})
 	}
 }
 

@@ -197,9 +197,13 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	case rec.route != "":
 		span.SetName(spanName(requestMethod(r.Method), rec.route))
 	}
+	// The user's before fastpath's own, so that those win on a shared key;
+	// SetAttributes' after WithAttributes', so that they win over those.
 	if t.cfg.attrs != nil {
-		// Before fastpath's own, so that those win on a shared key.
 		span.SetAttributes(t.cfg.attrs(r)...)
+	}
+	if extra := extraOf(rec); len(extra) > 0 {
+		span.SetAttributes(extra...)
 	}
 	attrs = append(attrs, // int64, not semconv's int helpers: bodies pass 2 GiB
 		semconv.HTTPRequestBodySizeKey.Int64(rec.reqBody.Load()),
@@ -212,6 +216,14 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	}
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))
+	}
+	if reason, wrapper := rec.copyReason(); reason != "" {
+		// Past the scratch array's 8 only for a copied body: that response
+		// pays the allocation, not the others.
+		attrs = append(attrs, attribute.String(CopyReasonKey, string(reason)))
+		if wrapper != "" {
+			attrs = append(attrs, attribute.String(CopyWrapperKey, wrapper))
+		}
 	}
 	errType := rec.errorType()
 	if errType != "" {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/felixge/httpsnoop"
+
+	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
 // http1Writer is the method set of net/http's HTTP/1 ResponseWriter: the
@@ -53,7 +55,10 @@ type recordWriter struct {
 	w   http1Writer
 }
 
-var _ http1Writer = (*recordWriter)(nil)
+var (
+	_ http1Writer  = (*recordWriter)(nil)
+	_ copynote.Own = (*recordWriter)(nil)
+)
 
 func (rw *recordWriter) Header() http.Header { return rw.w.Header() }
 
@@ -77,9 +82,7 @@ func (rw *recordWriter) WriteString(s string) (int, error) {
 // ReadFrom hands src to net/http unchanged, so a file or a socket still
 // reaches sendfile or splice.
 func (rw *recordWriter) ReadFrom(src io.Reader) (int64, error) {
-	n, err := rw.w.ReadFrom(src)
-	rw.rec.wrote(n, err)
-	return n, err
+	return rw.rec.readFrom(src, rw.w.ReadFrom)
 }
 
 func (rw *recordWriter) Flush() {
@@ -111,6 +114,10 @@ func (rw *recordWriter) EnableFullDuplex() error            { return rw.w.Enable
 // code that looks below wrappers.
 func (rw *recordWriter) Unwrap() http.ResponseWriter { return rw.w }
 
+// FastpathRecordWriter marks the writer as the record's own, for
+// fastpath's handlers (copynote.Own).
+func (rw *recordWriter) FastpathRecordWriter() {}
+
 // hooks are the httpsnoop hooks of every writer that is not an http1Writer:
 // recordWriter's methods, as closures.
 func (rec *record) hooks() httpsnoop.Hooks {
@@ -137,9 +144,7 @@ func (rec *record) hooks() httpsnoop.Hooks {
 		},
 		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
 			return func(src io.Reader) (int64, error) {
-				n, err := next(src)
-				rec.wrote(n, err)
-				return n, err
+				return rec.readFrom(src, next)
 			}
 		},
 		Flush: func(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -243,7 +244,7 @@ func Check(t *testing.T, example app.Example, route string, chi bool) {
 		t.Fatalf("%d log lines, want one per file request (%d):\n%s", len(lines), len(want), stdout.String())
 	}
 	keys := []string{"time", "level", "msg", "http.request.method", "url.path", "http.route",
-		"http.response.status_code", "http.response.body.size", "duration", "client.address",
+		"http.response.status_code", "http.response.body.size", "duration_ms", "client.address",
 		"user_agent.original", "network.protocol.version", "trace_id", "span_id", "fastpath.response.sendfile.size"}
 	if chi {
 		keys = append(keys, "request_id")
@@ -362,7 +363,8 @@ func checkExemplars(t *testing.T, text, route string, lines []map[string]any) {
 		return found
 	}
 	full, rng := lines[0], lines[1]
-	fullDuration := time.Duration(int64(full["duration"].(float64))).Seconds()
+	// duration_ms is to the nanosecond, which rounding recovers exactly.
+	fullDuration := time.Duration(math.Round(full["duration_ms"].(float64) * 1e6)).Seconds()
 	tests := []struct {
 		name, metric, status, le string
 		rec                      map[string]any
