@@ -24,6 +24,7 @@ type Conn struct {
 	laddr   net.Addr
 	state   tls.ConnectionState
 	version uint16
+	cipher  kernelCipher
 	rekey   bool // the kernel can take new keys (TLS 1.3 KeyUpdate)
 
 	closeNotifyTimeout time.Duration
@@ -72,4 +73,3 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.inner.SetReadDeadli
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.inner.SetWriteDeadline(t) }
 
 func (c *Conn) ktlsState() State { return State{Kernel: true} }
-

@@ -308,7 +308,7 @@ func (c *Conn) refreshLocked() error {
 	var seq uint64
 	err := rawControl(c.rc, func(fd int) error {
 		var err error
-		seq, err = txSeq(fd)
+		seq, err = txSeq(fd, c.cipher)
 		return err
 	})
 	if err != nil {

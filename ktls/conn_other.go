@@ -31,3 +31,9 @@ func (c *Conn) CloseWrite() error { return errNotLinux }
 func kernelHandOff(h *hsConn, cs *tls.ConnectionState) (*Conn, Reason, error) {
 	return nil, FallbackOS, nil
 }
+
+// Available reports FallbackOS: kernel TLS is Linux's.
+func Available() Reason { return FallbackOS }
+
+// Supports reports FallbackOS: kernel TLS is Linux's.
+func Supports(version, cipherSuite uint16) Reason { return FallbackOS }

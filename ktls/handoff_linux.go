@@ -111,6 +111,7 @@ func newConn(h *hsConn, rc syscall.RawConn, cs *tls.ConnectionState, rx, tx *tra
 		rc:      rc,
 		state:   *cs,
 		version: cs.Version,
+		cipher:  tx.cipher,
 		rekey:   sup.rekey,
 	}
 	if tx.cipher != cipherChaCha20Poly1305 {

@@ -102,8 +102,11 @@ func setULP(fd int) error {
 }
 
 // setKeys installs one direction's keys (TLS_TX or TLS_RX) with the
-// sequence number of the next record.
-func setKeys(fd, dir int, k *trafficKeys, seq uint64) error {
+// sequence number of the next record. A variable so tests can make the
+// kernel refuse a direction.
+var setKeys = setKeysSockopt
+
+func setKeysSockopt(fd, dir int, k *trafficKeys, seq uint64) error {
 	info := cryptoInfo(k, seq)
 	defer clear(info)
 	if err := setsockopt(fd, solTLS, dir, info); err != nil {
@@ -116,12 +119,21 @@ func setKeys(fd, dir int, k *trafficKeys, seq uint64) error {
 	return nil
 }
 
+// infoLen is the size of the cipher's struct tls12_crypto_info_*, which
+// getsockopt must be given exactly.
+func infoLen(c kernelCipher) int {
+	if c == cipherAESGCM128 {
+		return 4 + 8 + 16 + 4 + 8
+	}
+	return 4 + 8 + 32 + 4 + 8 // AES-256-GCM; ChaCha20-Poly1305 is 4+12+32+0+8
+}
+
 // txSeq returns the sequence number of the next record the kernel sends:
 // the rec_seq of getsockopt(SOL_TLS, TLS_TX), which is the struct's last 8
 // bytes, big-endian.
-func txSeq(fd int) (uint64, error) {
+func txSeq(fd int, c kernelCipher) (uint64, error) {
 	var buf [64]byte
-	n, err := getsockopt(fd, solTLS, tlsTX, buf[:])
+	n, err := getsockopt(fd, solTLS, tlsTX, buf[:infoLen(c)])
 	if err != nil {
 		return 0, err
 	}

@@ -10,6 +10,28 @@ import (
 	"time"
 )
 
+// Available reports whether this kernel takes TLS 1.3 with AES-128-GCM,
+// what most sessions negotiate: InKernel, or FallbackNoULP or
+// FallbackKernelCipher with the reason. It probes once per process.
+func Available() Reason { return probe(tls.VersionTLS13, cipherAESGCM128).reason }
+
+// Supports reports whether this kernel takes a session of the given TLS
+// version and cipher suite (crypto/tls's constants): InKernel, or why not.
+// The first call for a version and kernel cipher probes the kernel (see
+// the package doc); later calls return the result.
+func Supports(version, cipherSuite uint16) Reason {
+	switch version {
+	case tls.VersionTLS12, tls.VersionTLS13:
+	default:
+		return FallbackVersion
+	}
+	s, ok := suiteFor(cipherSuite)
+	if !ok {
+		return FallbackCipher
+	}
+	return probe(version, s.cipher).reason
+}
+
 // support is what the kernel can do for one TLS version and cipher.
 type support struct {
 	reason Reason // InKernel when both directions work
