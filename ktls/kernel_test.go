@@ -12,8 +12,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math/big"
 	"log"
+	"math/big"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -376,11 +376,11 @@ func clientConfig(pool *x509.CertPool) *tls.Config {
 
 // download is one request of TestDownloads.
 type download struct {
-	name    string
-	path    string
-	header  map[string]string
-	status  int
-	body    func(files map[string][]byte, res *http.Response, got []byte) error
+	name   string
+	path   string
+	header map[string]string
+	status int
+	body   func(files map[string][]byte, res *http.Response, got []byte) error
 }
 
 func whole(name string) func(map[string][]byte, *http.Response, []byte) error {
@@ -598,4 +598,3 @@ func TestDownloadsChaCha20(t *testing.T) {
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
-
