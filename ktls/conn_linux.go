@@ -270,11 +270,11 @@ func (c *Conn) sendCloseNotify() error {
 
 // writableLocked returns the error that ends writing, if any.
 func (c *Conn) writableLocked() error {
-	if c.werr != nil {
-		return c.werr
-	}
 	if e := c.failed.Load(); e != nil {
 		return *e
+	}
+	if c.werr != nil {
+		return c.werr
 	}
 	if c.closed.Load() {
 		return net.ErrClosed
