@@ -240,11 +240,14 @@ func (c *Conn) end(err error, alert byte) error {
 func (c *Conn) fail(err error) { c.failed.CompareAndSwap(nil, &err) }
 
 // sendRecordLocked sends one record of type typ through the kernel
-// (sendmsg with TLS_SET_RECORD_TYPE), bounded by closeNotifyTimeout.
+// (sendmsg with TLS_SET_RECORD_TYPE). An alert, the connection's last
+// record, is bounded by closeNotifyTimeout; a KeyUpdate keeps the write
+// deadline the caller set.
 func (c *Conn) sendRecordLocked(typ byte, data []byte) error {
 	oob := recordTypeCmsg(typ)
-	c.inner.SetWriteDeadline(time.Now().Add(c.closeNotifyTimeout))
-	defer c.inner.SetWriteDeadline(time.Time{})
+	if typ == recordAlert {
+		c.inner.SetWriteDeadline(time.Now().Add(c.closeNotifyTimeout))
+	}
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
 		_, serr = unix.SendmsgN(int(fd), data, oob, nil, 0)
