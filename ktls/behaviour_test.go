@@ -650,8 +650,10 @@ func TestConcurrent(t *testing.T) {
 	for st := range wrong {
 		t.Errorf("a connection had state %+v, want %+v", st, want)
 	}
+	// Earlier tests' connections may still be closing when fds is read,
+	// so fewer is fine; more is a leak.
 	runtime.GC()
-	if got := openFDs(t); got != fds {
+	if got := openFDs(t); got > fds {
 		t.Errorf("%d descriptors open after, %d before", got, fds)
 	}
 }
