@@ -163,6 +163,19 @@
 // diagnosis costs the fast path a field store and, with Listener, four
 // atomic loads per ReadFrom; a copied response pays for the rest.
 //
+// # Kernel TLS
+//
+// With ktls.NewListener, a connection the kernel encrypts (kernel TLS) is
+// not a *tls.Conn, so net/http leaves r.TLS nil for its requests; the first
+// fastpath middleware fills r.TLS in from the session, so the handler, the
+// url.scheme (https) of every signal, and anything else reading r.TLS see
+// the request as crypto/tls would have shown it. Log records and spans carry
+// fastpath.tls.ktls (true, or false with fastpath.tls.ktls_fallback saying
+// why, a ktls.Reason) for every connection ktls.NewListener accepted.
+// Listener may wrap ktls.NewListener's listener or be wrapped by it: both
+// count the sendfile bytes of kernel TLS connections, and both leave a
+// *tls.Conn (a connection kept in crypto/tls) as net/http needs it.
+//
 // # OpenTelemetry
 //
 // Metrics records the HTTP server metrics of the OpenTelemetry semantic

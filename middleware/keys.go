@@ -16,6 +16,14 @@ const (
 	SpliceSizeKey = "fastpath.response.splice.size"
 	// HijackedKey is set to true when the handler hijacked the connection.
 	HijackedKey = "fastpath.hijacked"
+	// KTLSKey is true when the request came over kernel TLS (ktls.NewListener
+	// handed the session's keys to the kernel, so files go by sendfile,
+	// encrypted by the kernel) and false when ktls.NewListener left it to
+	// crypto/tls; absent for connections ktls did not accept.
+	KTLSKey = "fastpath.tls.ktls"
+	// KTLSFallbackKey holds why ktls.NewListener left the connection to
+	// crypto/tls (a ktls.Reason), when KTLSKey is false.
+	KTLSFallbackKey = "fastpath.tls.ktls_fallback"
 )
 
 // Logger's keys: the semantic conventions' names where they have one.

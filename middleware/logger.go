@@ -47,6 +47,9 @@ import (
 //	exception.type               the panic value's type, after a panic
 //	exception.message            the panic value, after a panic
 //	fastpath.hijacked            true when the connection was hijacked
+//	fastpath.tls.ktls            whether kernel TLS carried it, for connections
+//	                             ktls.NewListener accepted
+//	fastpath.tls.ktls_fallback   why not (a ktls.Reason), when it did not
 //	fastpath.response.sendfile.size bytes sent by sendfile, with Listener only
 //	fastpath.response.splice.size   bytes moved by splice, with Listener only
 //	fastpath.response.copy_reason   why a body that could have gone zero-copy was
@@ -153,6 +156,12 @@ func (o *logger) end(rec *record, r *http.Request) {
 	}
 	if rec.hijacked {
 		attrs = append(attrs, slog.Bool(HijackedKey, true))
+	}
+	if rec.viaKTLS {
+		attrs = append(attrs, slog.Bool(KTLSKey, rec.ktls.Kernel))
+		if !rec.ktls.Kernel {
+			attrs = append(attrs, slog.String(KTLSFallbackKey, string(rec.ktls.Reason)))
+		}
 	}
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, slog.Int64(SendfileSizeKey, n))

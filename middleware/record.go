@@ -2,8 +2,10 @@ package middleware
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -12,8 +14,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fastpath-go/fastpath/internal/connreg"
 	"github.com/fastpath-go/fastpath/internal/copynote"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
+	"github.com/fastpath-go/fastpath/ktls"
 )
 
 // now is the clock; tests replace it to check durations exactly.
@@ -50,6 +54,9 @@ type record struct {
 	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
 	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
+	viaKTLS   bool                 // the connection was accepted by ktls.NewListener
+	ktls      ktls.State           // what it did with the connection
+	tls       *tls.ConnectionState // the session of a kernel TLS connection, for r.TLS
 	sendfile0 int64          // conn's sendfile count when the request started
 	splice0   int64          // conn's splice count when the request started
 
@@ -77,11 +84,7 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
 		rec.cp.userTLS, rec.cp.http2 = r.TLS != nil, r.ProtoMajor == 2
-		if c := zerocopy.FromContext(ctx); c != nil {
-			rec.conn = c
-			rec.sendfile0 = c.Sendfile()
-			rec.splice0 = c.Splice()
-		}
+		rec.connect(r, connreg.FromContext(ctx))
 		rec.rw = w
 		w = rec.wrap(w)
 		rec.own = w
@@ -90,6 +93,29 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 		ctx = context.WithValue(ctx, copynote.Key{}, rec)
 	}
 	return rec, w, routeContext(ctx, routes), created
+}
+
+// connect finds what the record needs of the connection c the request
+// arrived on (the outermost one registered in internal/connreg, nil when
+// none is): Listener's counting Conn, and what ktls.NewListener did with the
+// connection, with the TLS session of a kernel TLS one, which net/http does
+// not see (it sets r.TLS only for a *tls.Conn).
+func (rec *record) connect(r *http.Request, c net.Conn) {
+	if c == nil {
+		return
+	}
+	if zc, ok := connreg.Find[*zerocopy.Conn](c); ok {
+		rec.conn = zc
+		rec.sendfile0 = zc.Sendfile()
+		rec.splice0 = zc.Splice()
+	}
+	if st, ok := ktls.StateOf(c); ok {
+		rec.ktls, rec.viaKTLS = st, true
+		if kc, ok := connreg.Find[*ktls.Conn](c); ok && r.TLS == nil {
+			cs := kc.ConnectionState()
+			rec.tls = &cs
+		}
+	}
 }
 
 // finish is called by every fastpath middleware when its next handler has

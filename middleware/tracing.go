@@ -217,6 +217,12 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))
 	}
+	if rec.viaKTLS {
+		attrs = append(attrs, attribute.Bool(KTLSKey, rec.ktls.Kernel))
+		if !rec.ktls.Kernel {
+			attrs = append(attrs, attribute.String(KTLSFallbackKey, string(rec.ktls.Reason)))
+		}
+	}
 	if reason, wrapper := rec.copyReason(); reason != "" {
 		// Past the scratch array's 8 only for a copied body: that response
 		// pays the allocation, not the others.
