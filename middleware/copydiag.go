@@ -27,8 +27,8 @@ type copyState struct {
 
 	src io.Reader // the first source handed to ReadFrom through the record's writer
 
-	file        http.ResponseWriter // the writer a fastpath handler copied a file to, when it told
-	fileEncoded bool                // it had a Content-Encoding the handler did not set
+	file    http.ResponseWriter // the writer a fastpath handler copied a file to, when it told
+	fileEnc string              // the Content-Encoding the handler set itself
 
 	noted CopyReason // what a fastpath handler said (the proxy's reasons)
 	found CopyReason // what the ReadFrom hook found when it saw bytes copied
@@ -45,10 +45,16 @@ func (rec *record) FileBody(w http.ResponseWriter, encoding string) {
 	if rec.cp.file != nil {
 		return
 	}
-	rec.cp.file = w
-	if ce := w.Header().Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, encoding) {
-		rec.cp.fileEncoded = true
-	}
+	rec.cp.file, rec.cp.fileEnc = w, encoding
+}
+
+// encodedByOther reports whether the response to the file a fastpath
+// handler told of carries a Content-Encoding the handler did not set: a
+// middleware compressing on the fly. It looks once the handler has returned,
+// since some compressors set the header on their first Write.
+func (rec *record) encodedByOther() bool {
+	ce := rec.cp.file.Header().Get("Content-Encoding")
+	return ce != "" && !strings.EqualFold(ce, rec.cp.fileEnc)
 }
 
 // Copied implements copynote.Recorder: a fastpath handler copied a body for
@@ -105,6 +111,7 @@ func (rec *record) copyReason() (CopyReason, string) {
 		return "", ""
 	}
 	_, fileRF := cp.file.(io.ReaderFrom)
+	encoded := cp.file != nil && rec.encodedByOther()
 	switch {
 	case rec.body <= sniffLen:
 		cp.reason = CopyReasonSmallBody
@@ -114,12 +121,12 @@ func (rec *record) copyReason() (CopyReason, string) {
 		cp.reason = CopyReasonClientHTTP2
 	case cp.userTLS:
 		cp.reason = CopyReasonClientTLS
-	case cp.file != nil && (cp.fileEncoded || !fileRF || cp.src == nil):
+	case cp.file != nil && (encoded || !fileRF || cp.src == nil):
 		// The writer a fastpath handler gave the file to compresses, lacks
 		// io.ReaderFrom, or did not pass the file down to the record's
 		// ReadFrom: a wrapper between the two copied it.
 		cp.reason = CopyReasonNoReadFrom
-		if cp.fileEncoded {
+		if encoded {
 			cp.reason = CopyReasonEncoded
 		}
 		// Without io.ReaderFrom the culprit may be below the record's own

@@ -178,10 +178,13 @@ func (rec *record) ttfb() time.Duration {
 }
 
 // sendfile returns the bytes sendfile(2) sent for this request, and false when
-// that is unknown because the connection was not accepted by Listener.
+// that is unknown because the connection was not accepted by Listener; over
+// TLS in user space it is 0, known, either way.
 func (rec *record) sendfile() (int64, bool) {
 	if rec.conn == nil {
-		return 0, false
+		// crypto/tls encrypts in user space: nothing goes by sendfile,
+		// whether or not the counting Conn is below it.
+		return 0, rec.cp.userTLS
 	}
 	return rec.conn.Sendfile() - rec.sendfile0, true
 }
@@ -191,7 +194,7 @@ func (rec *record) sendfile() (int64, bool) {
 // Listener.
 func (rec *record) splice() (int64, bool) {
 	if rec.conn == nil {
-		return 0, false
+		return 0, rec.cp.userTLS // as for sendfile
 	}
 	return rec.conn.Splice() - rec.splice0, true
 }
