@@ -53,12 +53,12 @@ type record struct {
 	span  trace.SpanContext          // the server span Tracing started, if any
 	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
-	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
+	conn      *zerocopy.Conn       // nil when the connection was not accepted by Listener
 	viaKTLS   bool                 // the connection was accepted by ktls.NewListener
 	ktls      ktls.State           // what it did with the connection
 	tls       *tls.ConnectionState // the session of a kernel TLS connection, for r.TLS
-	sendfile0 int64          // conn's sendfile count when the request started
-	splice0   int64          // conn's splice count when the request started
+	sendfile0 int64                // conn's sendfile count when the request started
+	splice0   int64                // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	own      http.ResponseWriter // the wrapper handed on
