@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fastpath-go/fastpath/internal/testutil"
+	"github.com/fastpath-go/fastpath/middleware"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/compat.md with the table this code generates")
@@ -190,5 +191,37 @@ func TestCells(t *testing.T) {
 	}
 	if d := diff(doc, strings.ReplaceAll(doc, "| x |", "| y |")); d == "" {
 		t.Error("a table change went unnoticed")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	ok := measurement{
+		client: response{Body: 1 << 20},
+		server: observation{Sendfile: 1<<20 - sniffLen, Logged: logged{Records: 1, HasSendfile: true, Sendfile: 1<<20 - sniffLen}},
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *measurement)
+		want   string
+	}{
+		{"consistent", func(*measurement) {}, ""},
+		{"two records", func(m *measurement) { m.server.Logged.Records = 2 }, "fastpath's Logger wrote 2 records, want 1"},
+		{"no sendfile size", func(m *measurement) { m.server.Logged.HasSendfile = false }, "fastpath's Logger recorded no sendfile size though it was served through Listener"},
+		{"sendfile sizes differ", func(m *measurement) { m.server.Logged.Sendfile = 7 }, "fastpath's Logger recorded 7 sendfile bytes, the connection counted 1048064"},
+		{"a copy reason for a kept body", func(m *measurement) {
+			m.server.Logged.CopyReason, m.server.Logged.CopyWrapper = middleware.CopyReasonNoReadFrom, "*x.w from example.com/x"
+		}, `fastpath's Logger recorded copy reason "no_readfrom" (wrapper "*x.w from example.com/x") for a body sendfile sent`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := ok
+			tc.change(&m)
+			got := ""
+			if err := m.check(); err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("check: %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

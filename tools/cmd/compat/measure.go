@@ -104,6 +104,11 @@ type logged struct {
 	Status      int   // http.response.status_code
 	Sendfile    int64 // fastpath.response.sendfile.size
 	HasSendfile bool
+	// CopyReason and CopyWrapper are fastpath's diagnosis of a copied body
+	// (fastpath.response.copy_reason and fastpath.response.copy_wrapper),
+	// empty when it recorded none.
+	CopyReason  middleware.CopyReason
+	CopyWrapper string
 }
 
 // obsKey is the request context key of the request's *observation.
@@ -129,6 +134,10 @@ func (logSink) Handle(ctx context.Context, rec slog.Record) error {
 			o.Logged.Status = int(a.Value.Int64())
 		case middleware.SendfileSizeKey:
 			o.Logged.Sendfile, o.Logged.HasSendfile = a.Value.Int64(), true
+		case middleware.CopyReasonKey:
+			o.Logged.CopyReason = middleware.CopyReason(a.Value.String())
+		case middleware.CopyWrapperKey:
+			o.Logged.CopyWrapper = a.Value.String()
 		}
 		return true
 	})
@@ -401,8 +410,8 @@ func measure(ctx context.Context, rw *row, k kind, f *testFile) (measurement, er
 }
 
 // check returns an error when the measurement does not hang together: the
-// Logger's record is missing, or its sendfile count disagrees with the
-// connection's.
+// Logger's record is missing, its sendfile count disagrees with the
+// connection's, or it gives a copy reason for a body sendfile sent.
 func (m measurement) check() error {
 	lg := m.server.Logged
 	if lg.Records != 1 {
@@ -413,6 +422,9 @@ func (m measurement) check() error {
 	}
 	if lg.Sendfile != m.server.Sendfile {
 		return fmt.Errorf("fastpath's Logger recorded %d sendfile bytes, the connection counted %d", lg.Sendfile, m.server.Sendfile)
+	}
+	if m.kept() && lg.CopyReason != "" {
+		return fmt.Errorf("fastpath's Logger recorded copy reason %q (wrapper %q) for a body sendfile sent", lg.CopyReason, lg.CopyWrapper)
 	}
 	return nil
 }
