@@ -4,9 +4,10 @@
 //
 // Each row of the table puts one middleware, alone, between fastpath's stack
 // (Tracing, Metrics and Logger, served through middleware.Listener) and a
-// handler that serves a 64 MiB file with http.ServeContent, on a loopback
-// server. A client downloads the file in full and with a single Range, and the
-// row records, per request:
+// handler that serves a 64 MiB file with fastpath's handlers.ServeContent
+// (one control row uses http.ServeContent, a handler fastpath does not know),
+// on a loopback server. A client downloads the file in full and with a single
+// Range, and the row records, per request:
 //
 //   - whether the body still went by sendfile(2), from the count the
 //     connection itself keeps (internal/zerocopy), and the zero-copy share;

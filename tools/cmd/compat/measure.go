@@ -22,6 +22,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	// fastpath's handlers; gorilla's are "handlers" in rows.go.
+	fphandlers "github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/middleware"
@@ -166,6 +168,14 @@ var (
 // newRouter returns the application: a chi router with fastpath's stack and
 // then the row's middleware, serving the file (or, with diagnose, a small
 // in-memory body whose reads are traced) on GET /files/{name}.
+//
+// The file goes out through handlers.ServeContent, fastpath's own, unless the
+// row asks for net/http's: fastpath's handler tells the middleware when the
+// writer it copies to lacks io.ReaderFrom or compresses on the fly, so the
+// diagnosis fastpath logs applies to every row. The diagnostic body goes
+// through http.ServeContent in every row, as handlers.ServeContent takes only
+// a file: both hand the body to the writer with io.CopyN, so the same code
+// copies it below them.
 func newRouter(rw *row, f *testFile, mw func(http.Handler) http.Handler, diagnose bool) http.Handler {
 	r := chi.NewRouter()
 	r.Use(
@@ -200,7 +210,11 @@ func newRouter(rw *row, f *testFile, mw func(http.Handler) http.Handler, diagnos
 			return
 		}
 		defer file.Close()
-		http.ServeContent(w, r, "", f.modTime, file)
+		if rw.netHTTP {
+			http.ServeContent(w, r, "", f.modTime, file)
+			return
+		}
+		fphandlers.ServeContent(w, r, "", f.modTime, file)
 	})
 	return r
 }
