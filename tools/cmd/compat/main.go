@@ -15,9 +15,12 @@
 //     client received, and the status fastpath recorded;
 //   - for middlewares that report a response size themselves, the size they
 //     reported against the truth;
-//   - when the fast path is lost, why: the writer that hides io.ReaderFrom,
-//     the ReadFrom method that copies instead of passing the file down, or
-//     the header change that forced a compressed or chunked body.
+//   - when the fast path is lost, why: the copy reason and wrapper fastpath's
+//     Logger recorded (middleware.CopyReasonKey, middleware.CopyWrapperKey),
+//     then what this command found that they do not say: the writer that
+//     hides io.ReaderFrom, the ReadFrom method that copies instead of
+//     passing the file down, or the header change that forced a compressed
+//     or chunked body.
 //
 // Module versions come from the binary's build information, never from text
 // typed by hand. The table holds no timings, so it is the same on every run
