@@ -307,8 +307,16 @@ func blame(chain []http.ResponseWriter) string {
 	return strings.Join(names, " or ")
 }
 
-// isNetHTTP reports whether w is net/http's own ResponseWriter.
-func isNetHTTP(w http.ResponseWriter) bool { return pkgOf(w) == "net/http" }
+// isNetHTTP reports whether w is the ResponseWriter net/http's server gives
+// a handler (HTTP/1's or HTTP/2's), not a wrapper of net/http's own such as
+// http.TimeoutHandler's.
+func isNetHTTP(w http.ResponseWriter) bool {
+	t := reflect.TypeOf(w)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.PkgPath() == "net/http" && (t.Name() == "response" || t.Name() == "http2responseWriter")
+}
 
 // isMirror reports whether w is one of httpsnoop's wrappers, which have
 // exactly the optional interfaces of what they wrap (fastpath's own, for
