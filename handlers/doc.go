@@ -187,39 +187,9 @@
 //
 // # Slow clients
 //
-// [WithSendTimeout] cuts off a client that stops reading a file: the write
-// deadline is pushed d ahead whenever the client is seen to take more of
-// the response (checked every d/4), so a long download at any steady rate
-// goes on while a stalled one fails within 1.25 d, with a write error that
-// matches os.ErrDeadlineExceeded.
-//
-// The measure is the client's own progress: on Linux, the bytes the peer's
-// TCP has acknowledged (tcpi_bytes_acked from getsockopt TCP_INFO), read
-// from the connection's descriptor, which a handler can reach when the
-// server accepts through middleware.Listener. A reader's kernel
-// acknowledges data as it reopens its receive window, in steps of up to
-// about half its receive buffer or one segment; with Linux's default
-// buffers on loopback, where a segment is 64 KiB, a steady 16 KiB/s reader
-// is seen to move about every 4 s, on an Ethernet path every few KiB. So a
-// send timeout should exceed (64 KiB / the slowest rate to keep); nginx's
-// 60 s keeps readers down to about 1 KiB/s. Over TLS the measure is the
-// same (it counts encrypted bytes); over HTTP/2 it is the connection's, so
-// one busy stream keeps a stalled one alive.
-//
-// A whole file of at most 16 KiB, asked for without Range, is not watched
-// on Linux: it fits the socket's send buffer, so its writes hardly ever
-// wait for the client, and it gets one deadline d ahead instead, which
-// costs far less per request than the checks. Only a reader slower than
-// 16 KiB per d is cut off there that watching would keep.
-//
-// Where the connection cannot be measured on Linux (no middleware.Listener,
-// a Unix socket, linux/386), progress is read from the file's offset
-// instead, which moves only when the kernel frees about a third of the
-// socket's send buffer (which autotunes up to 4 MB); there a reader slower
-// than (send buffer / 3) / d is cut off as stalled, so use a long timeout,
-// or middleware.Listener. On other systems WithSendTimeout does nothing:
-// Go's sendfile there moves the file's offset only once a whole body is
-// sent, so the offset cannot show progress either.
+// [WithSendTimeout] cuts off a client that stops reading a file, however
+// slowly a steady one reads; its documentation says how the client's
+// progress is measured and how large the timeout should be.
 //
 // # Limits
 //

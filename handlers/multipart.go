@@ -46,6 +46,7 @@ func serveMultipart(w http.ResponseWriter, r *http.Request, c *content, ctype st
 	if err := mw.SetBoundary(boundary); err != nil {
 		return // cannot happen: the boundary is the library's own
 	}
+	noteCopy(w, r, c)
 	// On an error the body stops short of its Content-Length, so net/http
 	// closes the connection and the client sees the truncation.
 	writeFraming(mw, w, ctype, ranges, c.size, c.f)

@@ -123,30 +123,50 @@ func WithEncodings(encodings ...string) Option {
 	return optionFunc(func(c *config) { c.codings = codings })
 }
 
-// WithSendTimeout cuts off a client that stops reading a file: the
-// response's write deadline is kept d ahead for as long as the client takes
-// more of the response, so a download of any size at a steady rate goes on,
-// but one that takes nothing for d is cut off within 1.25 d (the pending
-// write fails with an error matching os.ErrDeadlineExceeded, the connection
-// is closed, and a fastpath Logger records the response as send_timeout). This
-// is nginx's send_timeout; it is what http.Server.WriteTimeout cannot be
-// for downloads, since that caps a response's total time.
+// WithSendTimeout cuts off a client that stops reading a file, as nginx's
+// send_timeout does: the response's write deadline is pushed d ahead
+// whenever the client is seen to take more of the response (checked every
+// d/4), so a download of any size at any steady rate goes on, while one that
+// takes nothing for d is cut off within 1.25 d: the pending write fails with
+// an error matching os.ErrDeadlineExceeded, the connection is closed, and a
+// fastpath Logger records the response as send_timeout.
+// http.Server.WriteTimeout cannot do this for downloads: it caps a
+// response's total time.
 //
-// The client's progress is measured at its TCP connection (the bytes it
-// acknowledged) when the server accepts through middleware.Listener on
-// Linux, and otherwise on Linux by the file's offset, which is coarse: see
-// the package documentation, "Slow clients", for what each sees and how
-// large d should be. It covers file bodies, on Linux (elsewhere it does
-// nothing); other responses (directory
-// listings, errors) need a write deadline of their own, such as one set when
-// each request starts, which this one replaces while a file is sent. After
-// the file, the deadline is left d ahead, so what net/http flushes once the
-// handler returns is bounded too. A whole file of at most 16 KiB (no
-// Range), which fits the socket's send buffer, is not watched on Linux: it
-// gets one deadline d ahead, which costs a small file far less than
-// watching. Off by default; d <= 0 turns it off. A ResponseWriter that
-// cannot take deadlines (such as httptest.ResponseRecorder) is served
-// without one.
+// The client's progress is, on Linux, the bytes its TCP has acknowledged
+// (tcpi_bytes_acked from getsockopt TCP_INFO), read from the connection's
+// descriptor, which a handler can reach when the server accepts through
+// middleware.Listener. A reader's kernel acknowledges data as it reopens its
+// receive window, in steps of up to about half its receive buffer or one
+// segment; with Linux's default buffers on loopback, where a segment is
+// 64 KiB, a steady 16 KiB/s reader is seen to move about every 4 s, on an
+// Ethernet path every few KiB. So d should exceed (64 KiB / the slowest rate
+// to keep); nginx's 60 s keeps readers down to about 1 KiB/s. Over TLS the
+// measure is the same (it counts encrypted bytes); over HTTP/2 it is the
+// connection's, so one busy stream keeps a stalled one alive.
+//
+// Where the connection cannot be measured on Linux (no middleware.Listener,
+// a Unix socket, linux/386), progress is the file's offset instead, which
+// moves only when the kernel frees about a third of the socket's send buffer
+// (which autotunes up to 4 MB): there a reader slower than
+// (send buffer / 3) / d is cut off as stalled, so use a long timeout, or
+// middleware.Listener. On other systems WithSendTimeout does nothing: Go's
+// sendfile there moves the file's offset only once a whole body is sent, so
+// nothing shows progress, and a fixed deadline would cut off long downloads.
+//
+// A whole file of at most 16 KiB, asked for without Range, is not watched:
+// it fits the socket's send buffer, so its writes hardly ever wait for the
+// client, and it gets one deadline d ahead instead, which costs far less per
+// request than the checks; only a reader slower than 16 KiB per d is cut off
+// there that watching would keep.
+//
+// The timeout covers file bodies; other responses (directory listings,
+// errors) need a write deadline of their own, such as one set when each
+// request starts, which this one replaces while a file is sent. After the
+// file, the deadline is left d ahead, so what net/http flushes once the
+// handler returns is bounded too. Off by default; d <= 0 turns it off. A
+// ResponseWriter that cannot take deadlines (such as
+// httptest.ResponseRecorder) is served without one.
 func WithSendTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.sendTimeout = d })
 }

@@ -21,19 +21,14 @@ const (
 
 // connProgress returns a measure of what the client has taken: the bytes
 // of the connection the peer has acknowledged (tcpi_bytes_acked), read with
-// getsockopt(TCP_INFO) from the connection's descriptor. It returns nil when
-// the connection cannot be reached (the server does not accept through
-// middleware.Listener, which registers each connection for its requests'
-// contexts) or cannot be measured (not TCP, or a kernel older than 4.1).
-//
-// The peer's TCP acknowledges data as its receive window takes it, and the
-// window reopens as the reader reads: each step is at most a window update,
-// which Linux sends when a fair part of the receive buffer (up to about 64
-// KiB on loopback, where segments are 64 KiB) has been read. So a reader at
-// any steady rate shows progress at least every step/rate, and a reader that
-// stops shows none. Acknowledgements count TLS records and HTTP/2 frames as
-// the bytes they are, and on HTTP/2 they measure the whole connection, not
-// one stream.
+// getsockopt(TCP_INFO) from the connection's descriptor. The peer's TCP
+// acknowledges data as its receive window takes it, and the window reopens
+// only as the reader reads, so the measure moves while the client reads, at
+// any rate, and stops when it stops (WithSendTimeout says how often it
+// moves). It returns nil when the connection cannot be reached (the server
+// does not accept through middleware.Listener, which registers each
+// connection for its requests' contexts) or cannot be measured (not TCP, or
+// a kernel older than 4.1).
 func connProgress(r *http.Request) func() (int64, bool) {
 	c := zerocopy.FromContext(r.Context())
 	if c == nil {

@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package handlers
 
@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,6 +27,9 @@ import (
 // d ahead at once; while progress moves, a deadline that never falls
 // behind; once it stops, a last deadline at most 1.25 d after the last
 // move and none after; on stop, one more deadline d ahead and then nothing.
+// This is where the 1.25 d bound is checked: the sleeps below advance the
+// synctest bubble's clock, so none of them waits in real time and the
+// schedule is exact however busy the machine.
 func TestStartWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const d = 4 * time.Second
@@ -112,6 +114,7 @@ type cutRecorder struct {
 	setAt     []time.Time
 	err       error
 	errAt     time.Time
+	acked     int64 // the client's progress when the handler returned
 }
 
 func (c *cutRecorder) SetWriteDeadline(t time.Time) error {
@@ -162,8 +165,8 @@ var _ io.ReaderFrom = (*cutRecorder)(nil)
 
 // slowServer serves a sparse file of size bytes with WithSendTimeout(d)
 // through zerocopy.Listener, as a server using middleware.Listener does, so
-// the send timeout measures the client. Each request's recorder is sent on
-// the channel when its handler returns.
+// the send timeout measures the client. Each request's recorder, with the
+// client's progress as the handler returned, is sent on the channel then.
 func slowServer(t *testing.T, size int64, d time.Duration) (addr string, done <-chan *cutRecorder) {
 	t.Helper()
 	dir := t.TempDir()
@@ -186,6 +189,9 @@ func slowServer(t *testing.T, size int64, d time.Duration) (addr string, done <-
 		rec := &cutRecorder{ResponseWriter: w}
 		defer func() { ch <- rec }()
 		fs.ServeHTTP(rec, r)
+		if p := connProgress(r); p != nil {
+			rec.acked, _ = p()
+		}
 	}))
 	ts.Listener = zerocopy.Listener{Listener: ts.Listener}
 	ts.Start()
@@ -197,7 +203,7 @@ func slowServer(t *testing.T, size int64, d time.Duration) (addr string, done <-
 // TCP reopens its window in steps of a few KiB. On loopback with Linux's
 // default buffers the steps are about 64 KiB (one loopback segment), which
 // a 16 KiB/s reader frees only every four seconds; the send timeout must
-// then be larger than that (see the package documentation).
+// then be larger than that (see WithSendTimeout).
 func dialSmallWindow(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -213,6 +219,27 @@ func dialSmallWindow(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// receiveBuffer returns the receive buffer of c as the kernel keeps it
+// (twice what SO_RCVBUF asked for, on Linux): the most data c's TCP holds,
+// and so acknowledges, beyond what has been read from it.
+func receiveBuffer(t *testing.T, c net.Conn) int64 {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		n    int
+		serr error
+	)
+	if err := rc.Control(func(fd uintptr) {
+		n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	return int64(n)
 }
 
 func getFile(t *testing.T, c net.Conn, rangeHeader string) *http.Response {
@@ -248,6 +275,15 @@ func handlerResult(t *testing.T, done <-chan *cutRecorder) *cutRecorder {
 // a reader taking a steady 16 KiB/s for longer than the send timeout is
 // never cut off. The file is larger than the kernel's buffers, so the
 // handler's sendfile(2) is blocked on the client throughout.
+//
+// Real time is the thing under test here (real acknowledgements from a real
+// reader keeping the deadline ahead), so the reader runs on the real clock,
+// but the verdict does not depend on the machine's speed. The watcher cuts
+// a reader off only when three checks, d/4 apart, see no progress, and this
+// reader moves the measure every few KiB (see dialSmallWindow), well within
+// d/4 at its pace. A run in which the machine held the reader up for d/4 or
+// more between two reads is not the steady reader this test is about: if
+// it is cut off, the run is skipped with the figure, not judged.
 func TestSendTimeoutSteadyReader(t *testing.T) {
 	if connProgressUnavailable {
 		t.Skip("this system does not measure the client")
@@ -260,16 +296,25 @@ func TestSendTimeoutSteadyReader(t *testing.T) {
 	addr, done := slowServer(t, size, d)
 	resp := getFile(t, dialSmallWindow(t, addr), "")
 	// 16 KiB/s: 1 KiB every 62.5 ms, for 1.75 times the send timeout.
-	var got int64
+	var (
+		got    int64
+		maxGap time.Duration // the longest the reader went between reads
+	)
 	buf := make([]byte, 1<<10)
 	tick := time.NewTicker(62500 * time.Microsecond)
 	defer tick.Stop()
-	for end := time.Now().Add(d * 7 / 4); time.Now().Before(end); {
+	last := time.Now()
+	for end := last.Add(d * 7 / 4); time.Now().Before(end); {
 		<-tick.C
 		n, err := io.ReadFull(resp.Body, buf)
 		got += int64(n)
+		maxGap = max(maxGap, time.Since(last))
+		last = time.Now()
 		if err != nil {
-			t.Fatalf("cut off after %d bytes: %v", got, err)
+			if maxGap >= d/4 {
+				t.Skipf("the machine held the reader up for %v (d is %v): not a steady reader; cut off after %d bytes: %v", maxGap, d, got, err)
+			}
+			t.Fatalf("cut off after %d bytes, reading at most %v apart: %v", got, maxGap, err)
 		}
 	}
 	// Then take the rest at once: the response must be whole.
@@ -284,10 +329,17 @@ func TestSendTimeoutSteadyReader(t *testing.T) {
 }
 
 // TestSendTimeoutStoppedReader checks, on a real loopback connection, that
-// a client that stops reading mid-body is cut off within 1.25 times the
-// send timeout of when it stopped, by a write error that the middleware can
-// tell apart as os.ErrDeadlineExceeded, for a whole file and for a
-// multipart response.
+// a client that stops reading mid-body is cut off, by a write error that
+// the middleware can tell apart as os.ErrDeadlineExceeded, for a whole file
+// and for a multipart response.
+//
+// A real stall of a real socket is the thing under test, so it runs on the
+// real clock, but no verdict depends on how fast the machine is. That the
+// cut comes within 1.25 d of the measure's last move is TestStartWatch's
+// verdict, on a fake clock; this test checks, in bytes, that the measure
+// stops moving when the reader stops: when the handler gives up, the client
+// has acknowledged no more than it read plus what its receive buffer holds.
+// The times are logged, not judged.
 func TestSendTimeoutStoppedReader(t *testing.T) {
 	if connProgressUnavailable {
 		t.Skip("this system does not measure the client")
@@ -296,10 +348,10 @@ func TestSendTimeoutStoppedReader(t *testing.T) {
 	const (
 		d    = 2 * time.Second
 		size = 64 << 20
-		// margin covers what the client's kernel still takes after the
-		// reader stops (a few KiB, at once on loopback) and a late timer
-		// on a loaded machine.
-		margin = 500 * time.Millisecond
+		read = 1 << 20 // body bytes the client reads before it stops
+		// slack covers the response's and the parts' headers and what the
+		// client's bufio.Reader took from the socket beyond the body read.
+		slack = 8 << 10
 	)
 	for _, tt := range []struct{ name, rangeHeader string }{
 		{"whole file", ""},
@@ -308,8 +360,9 @@ func TestSendTimeoutStoppedReader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			addr, done := slowServer(t, size, d)
-			resp := getFile(t, dialSmallWindow(t, addr), tt.rangeHeader)
-			if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+			c := dialSmallWindow(t, addr)
+			resp := getFile(t, c, tt.rangeHeader)
+			if _, err := io.CopyN(io.Discard, resp.Body, read); err != nil {
 				t.Fatal(err)
 			}
 			stopped := time.Now()
@@ -320,16 +373,13 @@ func TestSendTimeoutStoppedReader(t *testing.T) {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Fatalf("handler's write error %v, want one matching os.ErrDeadlineExceeded", err)
 			}
-			last := rec.lastDeadlineBefore(errAt)
-			if bound := stopped.Add(d + d/4 + margin); last.After(bound) {
-				t.Errorf("last deadline %v after the reader stopped, want at most %v", last.Sub(stopped), d+d/4+margin)
+			if limit := read + slack + receiveBuffer(t, c); rec.acked > limit {
+				t.Errorf("the client acknowledged %d bytes by the cut, more than the %d it read and buffered: the measure moved after the reader stopped", rec.acked, limit)
 			}
-			if errAt.Before(last.Add(-100 * time.Millisecond)) {
-				t.Errorf("cut %v before the deadline", last.Sub(errAt))
-			}
-			t.Logf("stopped reader cut %v after it stopped (deadline %v)", errAt.Sub(stopped), last.Sub(stopped))
+			t.Logf("stopped reader cut %v after it stopped (last deadline %v after); %d bytes acknowledged",
+				errAt.Sub(stopped), rec.lastDeadlineBefore(errAt).Sub(stopped), rec.acked)
 			n, err := io.Copy(io.Discard, resp.Body)
-			if err == nil || 1<<20+n >= size {
+			if err == nil || read+n >= size {
 				t.Errorf("client read the rest (%d bytes, err %v) after being cut off", n, err)
 			}
 		})
@@ -373,9 +423,10 @@ func TestSendTimeoutWithoutListener(t *testing.T) {
 	if <-measured {
 		t.Error("connection measured without zerocopy.Listener")
 	}
-	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
-		t.Fatal(err)
-	}
+	// The client reads 1 MiB and stops. A machine busy enough to hold the
+	// reader up for the whole (short) timeout gets it cut off sooner, which
+	// is the same verdict: the error, not this read, is what is judged.
+	io.CopyN(io.Discard, resp.Body, 1<<20)
 	if rec := handlerResult(t, done); !errors.Is(rec.err, os.ErrDeadlineExceeded) {
 		t.Errorf("handler's write error %v, want one matching os.ErrDeadlineExceeded", rec.err)
 	}
@@ -442,14 +493,11 @@ func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// TestWatchSendSmallFile checks that on Linux a whole file of at most
+// TestWatchSendSmallFile checks that a whole file of at most
 // smallBody bytes gets one deadline d ahead and no watch, and that a larger
 // one, or a range of a small one, is watched (a deadline at once and one
 // more on stop).
 func TestWatchSendSmallFile(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("small files are watched like any other outside Linux")
-	}
 	f, err := os.Open(os.Args[0])
 	if err != nil {
 		t.Fatal(err)

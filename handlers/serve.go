@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
 // DefaultMaxRanges is the largest number of ranges a multi-range request may
@@ -171,9 +174,31 @@ func serveFile(w http.ResponseWriter, r *http.Request, c *content) {
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
+		noteCopy(w, r, c)
 		// A short copy leaves the body below its Content-Length, so net/http
 		// closes the connection and the client sees the truncation.
 		io.CopyN(w, c.f, length)
+	}
+}
+
+// noteCopy tells a fastpath middleware recording r that c's body is handed
+// to w with io.Copy, when w may not take it to sendfile: w lacks
+// io.ReaderFrom, carries a Content-Encoding this package did not set (a
+// middleware compressing on the fly, which may keep ReadFrom and copy in
+// it), or is a wrapper above the middleware's own writer, whose ReadFrom may
+// copy. The middleware then names the reason, and the wrapper to blame when
+// it can. For the middleware's own writer or net/http's (no Unwrap), the
+// fast path, this is two type assertions and a header lookup.
+func noteCopy(w http.ResponseWriter, r *http.Request, c *content) {
+	_, rf := w.(io.ReaderFrom)
+	_, own := w.(copynote.Own)
+	_, wrapper := w.(interface{ Unwrap() http.ResponseWriter })
+	ce := w.Header()["Content-Encoding"]
+	if rf && (own || !wrapper) && (len(ce) == 0 || strings.EqualFold(ce[0], c.encoding)) {
+		return
+	}
+	if rec := copynote.From(r.Context()); rec != nil {
+		rec.FileBody(w, c.encoding)
 	}
 }
 

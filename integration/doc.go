@@ -4,11 +4,16 @@
 //
 // # The test kit
 //
-// CheckZeroCopy serves your handler on a loopback server whose connections
-// count the bytes sendfile(2) sent, makes one request, and reports the bytes
-// the client received against the bytes the kernel sent by sendfile. It
-// returns an error, with the likely reason, when the body did not go by
-// sendfile; AssertZeroCopy does the same for a testing.TB:
+// CheckZeroCopy serves your handler on an httptest.Server whose connections
+// are middleware.Listener's, which count the bytes sendfile(2) sent, makes one
+// request, and reports the bytes the client received against the bytes the
+// kernel sent by sendfile. It returns an error when the body did not go by
+// sendfile, naming the reason fastpath's middleware diagnosed on the server
+// (a middleware.CopyReason, and the Go type of the ResponseWriter wrapper to
+// blame when there is one: "no_readfrom: a ResponseWriter wrapper hides
+// io.ReaderFrom: *gzip.writer from example.com/gzip"), and says what the
+// response was when it was no file at all (a redirect, a 304, an error
+// status); AssertZeroCopy does the same for a testing.TB:
 //
 //	func TestDownloadsKeepSendfile(t *testing.T) {
 //		req := httptest.NewRequest("GET", "/files/big.iso", nil)

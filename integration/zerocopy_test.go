@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
@@ -33,6 +34,21 @@ func TestCheckZeroCopy(t *testing.T) {
 		defer f.Close()
 		io.Copy(w, f)
 	})
+	// moved redirects as a renamed file's old URL does; net/http's client
+	// follows 301, 302, 303, 307 and 308 with a Location, and nothing else.
+	moved := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/old.bin":
+			http.Redirect(w, r, "/big.bin", http.StatusMovedPermanently)
+		case "/choices":
+			w.Header().Set("Location", "/big.bin")
+			w.WriteHeader(http.StatusMultipleChoices)
+		case "/nowhere":
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		default:
+			serve(w, r)
+		}
+	})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -52,6 +68,9 @@ func TestCheckZeroCopy(t *testing.T) {
 		header       http.Header
 		opts         []Option
 		wantErr      string // "" for kept
+		wantReason   string // Report.Reason, when the response is not kept
+		wantCopy     middleware.CopyReason
+		wantWrapper  string
 		wantSendfile int64
 		wantBody     int64
 	}{
@@ -64,15 +83,24 @@ func TestCheckZeroCopy(t *testing.T) {
 		{name: "naive wrapper", h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(hider{w}, r) }), path: "/big.bin",
 			wantErr: "sendfile sent 0 of 1048576 body bytes (0%): a ResponseWriter wrapper between the handler and net/http hides io.ReaderFrom", wantBody: size},
 		{name: "chunked", h: chunked, path: "/big.bin",
-			wantErr: "the response had no Content-Length, so it was chunked", wantBody: size},
+			wantErr: "chunked: the response had no Content-Length, so it was chunked", wantCopy: middleware.CopyReasonChunked, wantBody: size},
 		{name: "compressed", h: chimw.Compress(5, "application/octet-stream")(serve), path: "/big.bin", header: http.Header{"Accept-Encoding": {"gzip"}},
 			wantErr: "compressed on the fly (Content-Encoding: gzip)", wantBody: -1},
 		{name: "TLS", h: serve, path: "/big.bin", opts: []Option{WithTLS(false)},
-			wantErr: "TLS encrypts the body in user space", wantBody: size},
+			wantErr: "client_tls: TLS encrypts the body in user space", wantCopy: middleware.CopyReasonClientTLS, wantBody: size},
 		{name: "HTTP/2", h: serve, path: "/big.bin", opts: []Option{WithTLS(true)},
 			wantErr: "HTTP/2.0 frames the body itself", wantBody: size},
 		{name: "small file", h: serve, path: "/small.bin",
-			wantErr: "the body is 100 bytes; net/http writes up to 512 itself", wantBody: 100},
+			wantErr: "the body is 100 bytes; net/http writes up to 512 itself", wantCopy: middleware.CopyReasonSmallBody, wantBody: 100,
+			wantReason: "small_body: the body is 100 bytes, and net/http writes up to 512 itself before it hands a file to sendfile: not a loss, but nothing to prove"},
+		{name: "handlers behind a wrapper", h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { files.ServeHTTP(hider{w}, r) }), path: "/big.bin",
+			wantErr:  "sendfile sent 0 of 1048576 body bytes (0%): no_readfrom: a ResponseWriter wrapper hides io.ReaderFrom: integration.hider from github.com/fastpath-go/fastpath/integration",
+			wantCopy: middleware.CopyReasonNoReadFrom, wantWrapper: "integration.hider from github.com/fastpath-go/fastpath/integration", wantBody: size},
+		{name: "handlers compressed", h: chimw.Compress(5, "application/octet-stream")(files), path: "/big.bin", header: http.Header{"Accept-Encoding": {"gzip"}},
+			wantErr:  "encoded: a middleware compresses the body on the fly (Content-Encoding: gzip): *middleware.compressResponseWriter from github.com/go-chi/chi/v5/middleware",
+			wantCopy: middleware.CopyReasonEncoded, wantWrapper: "*middleware.compressResponseWriter from github.com/go-chi/chi/v5/middleware", wantBody: -1},
+		{name: "handlers over HTTP/2", h: files, path: "/big.bin", opts: []Option{WithTLS(true)},
+			wantErr: "client_http2: HTTP/2 frames the body itself", wantCopy: middleware.CopyReasonClientHTTP2, wantBody: size},
 		{name: "handlers single range", h: files, path: "/big.bin", header: http.Header{"Range": {"bytes=1000-200999"}},
 			wantSendfile: 200000 - 512, wantBody: 200000},
 		{name: "handlers multi-range", h: files, path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
@@ -80,11 +108,24 @@ func TestCheckZeroCopy(t *testing.T) {
 		{name: "handlers multi-range in the stack", h: middleware.Tracing()(middleware.Metrics()(middleware.Logger(quiet)(files))), path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
 			wantSendfile: 2*999744 + 1000 - 512, wantBody: -1},
 		{name: "net/http multi-range", h: serve, path: "/huge.bin", header: http.Header{"Range": {threeRanges}},
-			wantErr: "http.ServeContent sends those through an io.Pipe", wantBody: -1},
+			wantErr: "multirange: the multi-range response was copied through user space: http.ServeContent sends those through an io.Pipe", wantCopy: middleware.CopyReasonMultiRange, wantBody: -1},
 		{name: "not found", h: files, path: "/missing.bin",
 			wantErr: "integration: the handler answered 404 Not Found (a 19-byte body), so there was no file to send", wantBody: 19},
 		{name: "method not allowed", h: files, path: "/big.bin", method: "DELETE",
 			wantErr: "the handler answered 405 Method Not Allowed", wantBody: -1},
+		{name: "redirect followed", h: moved, path: "/old.bin",
+			wantSendfile: size - 512, wantBody: size},
+		{name: "redirect not followed", h: moved, path: "/choices",
+			wantErr:    `integration: the handler answered 300 Multiple Choices, a redirect to "/big.bin", so there was no file to send; request the file at the redirect's target`,
+			wantReason: `the response is 300 Multiple Choices, a redirect to "/big.bin", not a file`, wantBody: 0},
+		{name: "redirect without a target", h: moved, path: "/nowhere",
+			wantErr:    "integration: the handler answered 307 Temporary Redirect, a redirect with no Location, so there was no file to send",
+			wantReason: "the response is 307 Temporary Redirect, a redirect with no Location, not a file", wantBody: 0},
+		{name: "not modified", h: serve, path: "/big.bin", header: http.Header{"If-Modified-Since": {time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}},
+			wantErr:    "integration: the handler answered 304 Not Modified: the request's If-None-Match or If-Modified-Since matched, so there was no body to send; drop those headers",
+			wantReason: "the response is 304 Not Modified: the client's copy is current, so no body was sent", wantBody: 0},
+		{name: "not found reason", h: files, path: "/missing.bin",
+			wantErr: "404 Not Found", wantReason: "the response is 404 Not Found, not a file", wantBody: 19},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,8 +153,14 @@ func TestCheckZeroCopy(t *testing.T) {
 			if rep.KeptFastPath() != (tt.wantErr == "") {
 				t.Errorf("KeptFastPath = %v", rep.KeptFastPath())
 			}
-			if tt.wantErr == "" && rep.Reason() != "" {
-				t.Errorf("Reason = %q for a response kept on the fast path", rep.Reason())
+			if (rep.Reason() == "") != rep.KeptFastPath() {
+				t.Errorf("Reason = %q with KeptFastPath %v: want a reason exactly when the fast path was not kept", rep.Reason(), rep.KeptFastPath())
+			}
+			if rep.CopyReason != tt.wantCopy || rep.CopyWrapper != tt.wantWrapper {
+				t.Errorf("CopyReason %q, CopyWrapper %q; want %q, %q", rep.CopyReason, rep.CopyWrapper, tt.wantCopy, tt.wantWrapper)
+			}
+			if tt.wantReason != "" && rep.Reason() != tt.wantReason {
+				t.Errorf("Reason = %q, want %q", rep.Reason(), tt.wantReason)
 			}
 		})
 	}

@@ -1,5 +1,8 @@
 // Package middleware provides logging, metrics and tracing middleware for
-// chi and net/http that keeps a file server on the kernel's zero-copy path.
+// chi and net/http that keeps a file server on the kernel's zero-copy path, a
+// Listener that measures how many bytes took it, SetAttributes for a
+// handler's own values, and the closed sets its records use (ErrorType,
+// CopyReason).
 //
 // Logger, Metrics and Tracing each have the shape func(http.Handler)
 // http.Handler, so they mount with chi's r.Use or wrap any handler:
@@ -22,7 +25,8 @@
 // the middleware, when a response has no Content-Length (it is chunked), when
 // it is compressed on the fly, over TLS and HTTP/2, and for net/http's
 // multi-range responses (they go through an io.Pipe). Package handlers serves
-// multi-range responses by sendfile too.
+// multi-range responses by sendfile too. Each such response says why (see
+// "Why a body was copied").
 //
 // # One wrap per request
 //
@@ -54,7 +58,8 @@
 // definition the rest of the package refers to.
 //
 // An aborted response is recorded with the body bytes that did get out and
-// an error.type that says why (the ErrorType constants):
+// an error.type that says why (the ErrorType constants; ErrorType lists
+// every value error.type takes):
 //
 //	client_aborted   the client went away or reset the connection (a video
 //	                 player seeking cancels its open range request)
@@ -100,17 +105,21 @@
 //
 // # Adding to what is recorded
 //
-// WithAttributes adds attributes of your own, computed once the handler has
-// returned, to the signal of each middleware given the option: the log
-// record, the span, or every measurement (where each distinct value is a time
-// series, so values must come from a small fixed set). WithSpanName names
-// spans other than "{method} {route}".
+// SetAttributes, called from a handler, adds attributes of your own to the
+// request's log record and span (an order id, a cache verdict). WithAttributes
+// computes them from the request once the handler has returned, for the
+// signal of each middleware given the option: the log record, the span, or
+// every measurement (where each distinct value is a time series, so values
+// must come from a small fixed set). WithSpanName names spans other than
+// "{method} {route}".
 //
 // # Zero-copy accounting
 //
 // Serve through Listener to learn, per request, how many bytes the kernel sent
 // with sendfile: fastpath.response.sendfile.size in logs and spans. Without
-// Listener that value is unknown and left out, never guessed.
+// Listener that value is unknown and left out, never guessed; over TLS in
+// user space (crypto/tls) it is 0 either way, since nothing there can reach
+// sendfile.
 //
 // A body proxied by proxy.ReverseProxy goes from the upstream socket to
 // the client's by splice(2) instead; Listener counts those bytes too, as
@@ -120,6 +129,54 @@
 // io.ReaderFrom, and sendfile plus splice never exceed
 // http.response.body.size, which stays the exact count of body bytes
 // written however they went.
+//
+// # Why a body was copied
+//
+// When a body that could have gone zero-copy went through user space
+// instead, Logger and Tracing record why, as fastpath.response.copy_reason (a
+// CopyReason), and, when a ResponseWriter wrapper is to blame, its Go type
+// and package as fastpath.response.copy_wrapper; Metrics records the bytes
+// copied by reason (CopiedSizeMetric), so an alert can say which change lost
+// the fast path. fastpath records a reason only where it knows one:
+//
+//   - the source its ReadFrom was handed: not an *os.File (an embed.FS file,
+//     a buffer), net/http's multi-range io.Pipe, or a file with no
+//     Content-Length, which net/http chunks;
+//   - the request: TLS in user space (crypto/tls), HTTP/2;
+//   - what handlers.FileServer, handlers.ServeContent and proxy.ReverseProxy
+//     tell it: the writer they hand a file to lacks io.ReaderFrom, or keeps
+//     it and copies (the file never reached fastpath's ReadFrom), a
+//     middleware set a Content-Encoding they did not, or the proxy's own
+//     reasons. The wrapper is found by following Unwrap, as
+//     http.ResponseController does: the last writer without ReadFrom above
+//     one that has it, or, when all have it, the wrappers in between (all
+//     named when there are several; httpsnoop's, which mirror what they
+//     wrap, never);
+//   - with Listener, whether the connection's sendfile and splice counts
+//     moved, whether a file that did not go is a regular one, and, for one
+//     that is, the wrappers between fastpath and net/http whose ReadFrom
+//     copied it.
+//
+// A handler of another library that copies a file through Write (below a
+// wrapper that hides io.ReaderFrom, say) looks to fastpath like a handler
+// writing bytes it made: fastpath then says nothing rather than guess. A
+// body of at most 512 bytes, which net/http writes itself, is recorded as
+// CopyReasonSmallBody in logs and spans but never counted as a copy. The
+// diagnosis costs the fast path a field store and, with Listener, four
+// atomic loads per ReadFrom; a copied response pays for the rest.
+//
+// # Kernel TLS
+//
+// With ktls.NewListener, a connection the kernel encrypts (kernel TLS) is
+// not a *tls.Conn, so net/http leaves r.TLS nil for its requests; the first
+// fastpath middleware fills r.TLS in from the session, so the handler, the
+// url.scheme (https) of every signal, and anything else reading r.TLS see
+// the request as crypto/tls would have shown it. Log records and spans carry
+// fastpath.tls.ktls (true, or false with fastpath.tls.ktls_fallback saying
+// why, a ktls.Reason) for every connection ktls.NewListener accepted.
+// Listener may wrap ktls.NewListener's listener or be wrapped by it: both
+// count the sendfile bytes of kernel TLS connections, and both leave a
+// *tls.Conn (a connection kept in crypto/tls) as net/http needs it.
 //
 // # OpenTelemetry
 //
@@ -135,12 +192,11 @@
 // imports the OpenTelemetry API only: choose and configure the SDK in your
 // main package.
 //
-// error.type is the status code for 5xx responses and an ErrorType value for
-// aborted responses, in logs, metrics and spans alike. A span's status is
-// Error for 5xx responses and for every aborted response but client_aborted,
-// which leaves it unset.
-// Metrics and the span share the request's start and end instants, so the
-// duration metric equals the span's duration.
+// error.type (an ErrorType) is the same in logs, metrics and spans. A span's
+// status is Error for 5xx responses and for every aborted response but
+// client_aborted, which leaves it unset. Metrics and the span share the
+// request's start and end instants, so the duration metric equals the
+// span's duration.
 //
 // # Request ids and traces
 //

@@ -30,7 +30,7 @@ func TestErrorTypes(t *testing.T) {
 		// it returns once the handler may finish.
 		client     func(t *testing.T, srv *httptest.Server, conn net.Conn, started <-chan struct{})
 		wantStatus int64
-		wantType   string
+		wantType   ErrorType
 		wantLevel  slog.Level
 		wantSpan   codes.Code
 		wantDesc   string
@@ -163,7 +163,7 @@ func TestErrorTypes(t *testing.T) {
 			<-done
 
 			e := logs.only(t)
-			if got, _ := e.Attrs["error.type"].(string); got != tt.wantType {
+			if got, _ := e.Attrs["error.type"].(string); got != string(tt.wantType) {
 				t.Errorf("log error.type %q, want %q", got, tt.wantType)
 			}
 			if e.Level != tt.wantLevel {
@@ -178,7 +178,7 @@ func TestErrorTypes(t *testing.T) {
 			}
 			wantSet := fmt.Sprintf("http.request.method=GET http.response.status_code=%d network.protocol.version=1.1 url.scheme=http", tt.wantStatus)
 			if tt.wantType != "" {
-				wantSet = "error.type=" + tt.wantType + " " + wantSet
+				wantSet = "error.type=" + string(tt.wantType) + " " + wantSet
 			}
 			if len(metricType) != 1 || metricType[0] != wantSet {
 				t.Errorf("duration metric attributes %v, want [%s]", metricType, wantSet)
@@ -205,11 +205,39 @@ func readAll(t *testing.T, _ *httptest.Server, conn net.Conn, _ <-chan struct{})
 	resp.Body.Close()
 }
 
+// TestErrorTypeOfStatus checks the ErrorType of a response that completed:
+// none below 500, and the decimal status code from 500 on, for the codes
+// net/http names and for those it does not.
+func TestErrorTypeOfStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		want   ErrorType
+	}{
+		{"200", 200, ""},
+		{"404", 404, ""},
+		{"499, unnamed", 499, ""},
+		{"500", 500, "500"},
+		{"503", 503, "503"},
+		{"599, unnamed", 599, "599"},
+		{"600, unnamed", 600, "600"},
+		{"999, the largest net/http sends", 999, "999"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &record{code: tt.status, headerSent: true, declared: -1}
+			if got := rec.errorType(); got != tt.want {
+				t.Errorf("errorType() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestDefaultLevel checks the default level for each status and error.type.
 func TestDefaultLevel(t *testing.T) {
 	tests := []struct {
 		status  int
-		errType string
+		errType ErrorType
 		want    slog.Level
 	}{
 		{200, "", slog.LevelInfo},
@@ -244,10 +272,10 @@ func TestDefaultLevel(t *testing.T) {
 func TestWithLevel(t *testing.T) {
 	type call struct {
 		status  int
-		errType string
+		errType ErrorType
 	}
 	var calls []call
-	level := WithLevel(func(status int, errType string) slog.Level {
+	level := WithLevel(func(status int, errType ErrorType) slog.Level {
 		calls = append(calls, call{status, errType})
 		if errType != "" {
 			return slog.LevelDebug // below the capture's Info: dropped

@@ -28,7 +28,7 @@ func ExampleLogger() {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			switch a.Key {
-			case slog.TimeKey, "duration", "ttfb", "client.address":
+			case slog.TimeKey, "duration_ms", "ttfb_ms", "client.address":
 				return slog.Attr{}
 			}
 			return a
@@ -177,7 +177,7 @@ func ExampleWithRoute() {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			switch a.Key {
-			case slog.TimeKey, "duration", "ttfb", "client.address":
+			case slog.TimeKey, "duration_ms", "ttfb_ms", "client.address":
 				return slog.Attr{}
 			}
 			return a
@@ -213,7 +213,7 @@ func ExampleWithAttributes() {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			switch a.Key {
-			case slog.TimeKey, "duration", "ttfb", "client.address":
+			case slog.TimeKey, "duration_ms", "ttfb_ms", "client.address":
 				return slog.Attr{}
 			}
 			return a
@@ -236,4 +236,26 @@ func ExampleWithAttributes() {
 	withTier.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/orders/7", nil))
 	// Output:
 	// {"level":"INFO","msg":"http request","http.request.method":"DELETE","url.path":"/orders/7","http.response.status_code":204,"http.response.body.size":0,"network.protocol.version":"1.1","app.tier":"gold"}
+}
+
+// SetAttributes: the handler adds what it learned while serving to the
+// request's log record (and span, with Tracing). Metrics never see these, so
+// an id is fine here.
+func ExampleSetAttributes() {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "duration_ms", "ttfb_ms", "client.address":
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	h := middleware.Logger(logger)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		middleware.SetAttributes(r.Context(), attribute.String("app.order_id", "A-1027"), attribute.Int("app.items", 3))
+		w.WriteHeader(http.StatusCreated)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/orders", nil))
+	// Output:
+	// {"level":"INFO","msg":"http request","http.request.method":"POST","url.path":"/orders","http.response.status_code":201,"http.response.body.size":0,"network.protocol.version":"1.1","app.order_id":"A-1027","app.items":3}
 }

@@ -3,6 +3,8 @@ package middleware
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // TestWithRoute checks that WithRoute's route is used when chi and ServeMux
@@ -152,5 +155,111 @@ func TestWithAttributes(t *testing.T) {
 		if len(sets) != 1 || sets[0] != want {
 			t.Errorf("%s attributes %v, want [%s]", name, sets, want)
 		}
+	}
+}
+
+// TestSetAttributes checks that what a handler adds with SetAttributes
+// reaches the log record and the request's span, with the documented
+// precedence: a later value replaces an earlier one, SetAttributes wins over
+// WithAttributes, and fastpath's own keys win over both.
+func TestSetAttributes(t *testing.T) {
+	with := WithAttributes(func(*http.Request) []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("app.tier", "from-option"), attribute.String("app.region", "eu")}
+	})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		SetAttributes(ctx, attribute.String("app.order", "first"), attribute.String("app.tier", "gold"))
+		SetAttributes(ctx) // nothing
+		done := make(chan struct{})
+		go func() { // from another goroutine, before the handler returns
+			defer close(done)
+			SetAttributes(ctx, attribute.Int("app.items", 3), attribute.Int("http.response.status_code", 999))
+		}()
+		<-done
+		SetAttributes(ctx, attribute.String("app.order", "A-7"))
+		w.WriteHeader(http.StatusAccepted)
+	})
+	wantLog := map[string]any{"app.order": "A-7", "app.tier": "gold", "app.items": int64(3), "app.region": "eu", "http.response.status_code": int64(202)}
+	wantSpan := map[string]string{"app.order": "A-7", "app.tier": "gold", "app.items": "3", "app.region": "eu", "http.response.status_code": "202"}
+
+	tests := []struct {
+		name string
+		// stack wraps h; logged reports whether it has Logger.
+		stack  func(tel *telemetry, l *slog.Logger, h http.Handler) http.Handler
+		logged bool
+		// spanWant is what the one span carries of wantSpan's keys.
+		spanWant map[string]string
+	}{
+		{"Tracing, Metrics, Logger", func(tel *telemetry, l *slog.Logger, h http.Handler) http.Handler {
+			return Tracing(with, WithTracerProvider(tel.tp))(Metrics(WithMeterProvider(tel.mp))(Logger(l, with)(h)))
+		}, true, wantSpan},
+		{"Logger outside Tracing", func(tel *telemetry, l *slog.Logger, h http.Handler) http.Handler {
+			return Logger(l, with)(Tracing(with, WithTracerProvider(tel.tp))(h))
+		}, true, wantSpan},
+		{"a handler's own child span does not take them", func(tel *telemetry, l *slog.Logger, h http.Handler) http.Handler {
+			child := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, span := tel.tp.Tracer("app").Start(r.Context(), "child")
+				h.ServeHTTP(w, r.WithContext(ctx))
+				span.End()
+			})
+			return Tracing(with, WithTracerProvider(tel.tp))(Logger(l, with)(child))
+		}, true, wantSpan},
+		{"Logger and another library's span", func(tel *telemetry, l *slog.Logger, h http.Handler) http.Handler {
+			other := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, span := tel.tp.Tracer("other").Start(r.Context(), "other")
+				defer span.End()
+				Logger(l, with)(h).ServeHTTP(w, r.WithContext(ctx))
+			})
+			return other
+		}, true, map[string]string{"app.order": "A-7", "app.tier": "gold", "app.items": "3", "http.response.status_code": "999"}},
+		{"no fastpath middleware", func(tel *telemetry, l *slog.Logger, h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, span := tel.tp.Tracer("other").Start(r.Context(), "other")
+				defer span.End()
+				h.ServeHTTP(w, r.WithContext(ctx))
+			})
+		}, false, map[string]string{"app.order": "A-7", "app.tier": "gold", "app.items": "3", "http.response.status_code": "999"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tel := newTelemetry(t)
+			logs, l := newCapture()
+			tt.stack(tel, l, handler).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/orders", nil))
+
+			if tt.logged {
+				e := logs.only(t)
+				for k, want := range wantLog {
+					if got := e.Attrs[k]; got != want {
+						t.Errorf("log %s = %v (%T), want %v (%T)", k, got, got, want, want)
+					}
+				}
+				for _, k := range []string{"app.order", "app.tier", "http.response.status_code"} {
+					if n := slices.Index(e.Keys, k); n < 0 || slices.Index(e.Keys[n+1:], k) >= 0 {
+						t.Errorf("log keys %v: want %s exactly once", e.Keys, k)
+					}
+				}
+			}
+			var server *tracetest.SpanStub
+			spans := tel.spans.GetSpans()
+			for i := range spans {
+				if spans[i].Name != "child" {
+					server = &spans[i]
+				} else if len(spans[i].Attributes) != 0 {
+					t.Errorf("the handler's child span has %v, want none", spans[i].Attributes)
+				}
+			}
+			if server == nil {
+				t.Fatalf("no server span among %d", len(spans))
+			}
+			got := map[string]string{}
+			for _, kv := range server.Attributes {
+				if _, ok := wantSpan[string(kv.Key)]; ok {
+					got[string(kv.Key)] = kv.Value.Emit()
+				}
+			}
+			if !maps.Equal(got, tt.spanWant) {
+				t.Errorf("span %q attributes %v, want %v", server.Name, got, tt.spanWant)
+			}
+		})
 	}
 }

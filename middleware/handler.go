@@ -39,6 +39,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, w, ctx, created := begin(w, r, h.routes)
+	if rec.tls != nil && r.TLS == nil {
+		// Kernel TLS: net/http sees a plain connection and leaves r.TLS
+		// nil; the middlewares and the handler see the session, as they
+		// would with crypto/tls.
+		withTLS := *r
+		withTLS.TLS = rec.tls
+		r = &withTLS
+	}
 	passed := r
 	if ctx = h.obs.start(rec, r, ctx); ctx != r.Context() {
 		passed = r.WithContext(ctx)

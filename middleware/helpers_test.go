@@ -124,12 +124,15 @@ func serveFile(t testing.TB, path string) http.HandlerFunc {
 
 // fakeClock makes now advance exactly one millisecond per call for the rest
 // of the test, so durations can be checked exactly.
-func fakeClock(t *testing.T) {
+func fakeClock(t *testing.T) { fakeClockStep(t, time.Millisecond) }
+
+// fakeClockStep is fakeClock with a clock that advances step per reading.
+func fakeClockStep(t *testing.T, step time.Duration) {
 	t.Helper()
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var calls atomic.Int64
 	prev := now
-	now = func() time.Time { return base.Add(time.Duration(calls.Add(1)) * time.Millisecond) }
+	now = func() time.Time { return base.Add(time.Duration(calls.Add(1)) * step) }
 	t.Cleanup(func() { now = prev })
 }
 

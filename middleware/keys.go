@@ -16,36 +16,14 @@ const (
 	SpliceSizeKey = "fastpath.response.splice.size"
 	// HijackedKey is set to true when the handler hijacked the connection.
 	HijackedKey = "fastpath.hijacked"
-)
-
-// The values of error.type, in logs, metrics and spans, for a response that
-// did not complete (see "Status, aborts, hijacks and panics" in the package
-// documentation). A 5xx response that completed has its status code as its
-// error.type instead.
-const (
-	// ErrorTypeClientAborted means the client went away, or reset the connection,
-	// before it had the whole response (a browser cancelling a download to
-	// seek, say). Normal traffic: logged at Info by default, and the span
-	// status is left unset.
-	ErrorTypeClientAborted = "client_aborted"
-	// ErrorTypeSendTimeout means a write missed its deadline, such as the one
-	// handlers.WithSendTimeout keeps ahead of a download that progresses, or
-	// http.Server.WriteTimeout. The server cut off a client that stopped
-	// reading. Logged at Warn by default.
-	ErrorTypeSendTimeout = "send_timeout"
-	// ErrorTypeWriteError means a write failed for another reason (the server
-	// closed the connection at shutdown, say).
-	ErrorTypeWriteError = "write_error"
-	// ErrorTypeShortBody means the handler returned without writing the whole
-	// body its Content-Length declared (a file truncated while it was sent,
-	// an upstream that died mid-body), so the client saw the response cut.
-	ErrorTypeShortBody = "short_body"
-	// ErrorTypeHandlerAborted means the handler aborted the response on purpose
-	// with panic(http.ErrAbortHandler), as httputil.ReverseProxy does when
-	// its upstream fails mid-body, or with runtime.Goexit.
-	ErrorTypeHandlerAborted = "handler_aborted"
-	// ErrorTypePanic means the handler panicked.
-	ErrorTypePanic = "panic"
+	// KTLSKey is true when the request came over kernel TLS (ktls.NewListener
+	// handed the session's keys to the kernel, so files go by sendfile,
+	// encrypted by the kernel) and false when ktls.NewListener left it to
+	// crypto/tls; absent for connections ktls did not accept.
+	KTLSKey = "fastpath.tls.ktls"
+	// KTLSFallbackKey holds why ktls.NewListener left the connection to
+	// crypto/tls (a ktls.Reason), when KTLSKey is false.
+	KTLSFallbackKey = "fastpath.tls.ktls_fallback"
 )
 
 // Logger's keys: the semantic conventions' names where they have one.
@@ -67,8 +45,8 @@ const (
 	keyRangeHeader    = "http.request.header.range"
 	keyHeaderPrefix   = "http.request.header."
 
-	keyDuration  = "duration"
-	keyTTFB      = "ttfb"
+	keyDuration  = "duration_ms"
+	keyTTFB      = "ttfb_ms"
 	keyRequestID = "request_id"
 	keyTraceID   = "trace_id"
 	keySpanID    = "span_id"

@@ -34,8 +34,8 @@ import (
 //	http.response.status_code    absent when none was observed (hijacked)
 //	http.response.body.size      body bytes written, however they were written
 //	http.request.body.size       request body bytes read, when any
-//	duration                     time until the handler returned
-//	ttfb                         time until the status was committed
+//	duration_ms                  milliseconds until the handler returned
+//	ttfb_ms                      milliseconds until the status was committed
 //	client.address               the peer address (see RemoteAddr)
 //	user_agent.original          the User-Agent header, when present
 //	network.protocol.version     1.0, 1.1 or 2
@@ -43,12 +43,18 @@ import (
 //	http.request.header.<name>   headers named by WithRequestHeaders
 //	request_id                   chi's request id, when present
 //	trace_id, span_id            the current span, when valid
-//	error.type                   the status code for 5xx, or an ErrorType value
+//	error.type                   the ErrorType, when not empty
 //	exception.type               the panic value's type, after a panic
 //	exception.message            the panic value, after a panic
 //	fastpath.hijacked            true when the connection was hijacked
-//	fastpath.response.sendfile.size bytes sent by sendfile, with Listener only
-//	fastpath.response.splice.size   bytes moved by splice, with Listener only
+//	fastpath.tls.ktls            whether kernel TLS carried it, for connections
+//	                             ktls.NewListener accepted
+//	fastpath.tls.ktls_fallback   why not (a ktls.Reason), when it did not
+//	fastpath.response.sendfile.size bytes sent by sendfile, with Listener (0 over crypto/tls)
+//	fastpath.response.splice.size   bytes moved by splice, the same
+//	fastpath.response.copy_reason   why a body that could have gone zero-copy was
+//	                                copied (a CopyReason), when fastpath can tell
+//	fastpath.response.copy_wrapper  the ResponseWriter wrapper to blame, if any
 //
 // Logging never reads or copies the body.
 func Logger(l *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
@@ -103,9 +109,9 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if n := rec.reqBody.Load(); n > 0 {
 		attrs = append(attrs, slog.Int64(keyReqBodySize, n))
 	}
-	attrs = append(attrs, slog.Duration(keyDuration, rec.duration()))
+	attrs = append(attrs, slog.Float64(keyDuration, millis(rec.duration())))
 	if d := rec.ttfb(); d > 0 {
-		attrs = append(attrs, slog.Duration(keyTTFB, d))
+		attrs = append(attrs, slog.Float64(keyTTFB, millis(d)))
 	}
 	attrs = append(attrs, slog.String(keyClientAddress, o.cfg.clientAddress(r)))
 	if ua := userAgent(r); ua != "" {
@@ -141,7 +147,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 		attrs = append(attrs, slog.String(keyTraceID, traceID), slog.String(keySpanID, spanID))
 	}
 	if errType != "" {
-		attrs = append(attrs, slog.String(keyErrorType, errType))
+		attrs = append(attrs, slog.String(keyErrorType, string(errType)))
 	}
 	if errType == ErrorTypePanic {
 		attrs = append(attrs,
@@ -151,11 +157,26 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if rec.hijacked {
 		attrs = append(attrs, slog.Bool(HijackedKey, true))
 	}
+	if rec.viaKTLS {
+		attrs = append(attrs, slog.Bool(KTLSKey, rec.ktls.Kernel))
+		if !rec.ktls.Kernel {
+			attrs = append(attrs, slog.String(KTLSFallbackKey, string(rec.ktls.Reason)))
+		}
+	}
 	if n, ok := rec.sendfile(); ok {
 		attrs = append(attrs, slog.Int64(SendfileSizeKey, n))
 	}
 	if n, ok := rec.splice(); ok {
 		attrs = append(attrs, slog.Int64(SpliceSizeKey, n))
+	}
+	if reason, wrapper := rec.copyReason(); reason != "" {
+		attrs = append(attrs, slog.String(CopyReasonKey, string(reason)))
+		if wrapper != "" {
+			attrs = append(attrs, slog.String(CopyWrapperKey, wrapper))
+		}
+	}
+	if extra := extraOf(rec); len(extra) > 0 {
+		attrs = appendExtra(attrs, extra)
 	}
 	if o.cfg.attrs != nil {
 		attrs = appendExtra(attrs, o.cfg.attrs(r))
@@ -189,7 +210,7 @@ func callerPC() uintptr {
 	return pcs[0]
 }
 
-// appendExtra appends the WithAttributes attributes to a record's, leaving
+// appendExtra appends attributes of the user's to a record's, leaving
 // out any whose key the record already has: fastpath's own win, and a log
 // line never carries a key twice.
 func appendExtra(attrs []slog.Attr, extra []attribute.KeyValue) []slog.Attr {
@@ -234,6 +255,11 @@ func hexIDs(sc trace.SpanContext) (traceID, spanID string) {
 	s := string(b[:])
 	return s[:2*len(tid)], s[2*len(tid):]
 }
+
+// millis returns d in milliseconds, to the nanosecond: the unit access logs
+// use, in the key's name, where slog would write a time.Duration as an
+// integer of nanoseconds without saying so.
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // userAgent is r.UserAgent(): the first User-Agent value, looked up by its
 // canonical key directly rather than canonicalising the name each time.

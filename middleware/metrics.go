@@ -31,12 +31,12 @@ const SpliceSizeMetric = "fastpath.server.response.splice.size"
 //	http.server.response.body.size histogram, By, the same
 //	fastpath.server.response.sendfile.size histogram, By, the same, with Listener only
 //	fastpath.server.response.splice.size   histogram, By, the same, with Listener only
+//	fastpath.server.response.copied.size   histogram, By, the same, only for bodies copied (see CopiedSizeMetric)
 //
 // with the attributes the conventions give them: http.request.method (unknown
 // methods become _OTHER), url.scheme, http.response.status_code (absent when
 // none was observed), http.route (a pattern, never a raw path),
-// network.protocol.version and error.type (the status code for 5xx, or one
-// of the ErrorType values for a response that did not complete).
+// network.protocol.version and error.type (the ErrorType, when not empty).
 // http.server.active_requests carries the method and scheme only. Response
 // body sizes are right for files served through ReadFrom.
 //
@@ -59,8 +59,10 @@ type metrics struct {
 	respBody metric.Int64Histogram
 	sendfile metric.Int64Histogram
 	splice   metric.Int64Histogram
+	copied   metric.Int64Histogram
 
 	sets       cache[attrKey, *attrEntry]
+	copiedSets cache[copiedKey, *attrEntry]
 	extraSets  cache[extraKey, *attrEntry]
 	activeSets [len(knownMethods) + 1][2]*attrEntry     // by methodIndex and TLS
 	attrs      func(*http.Request) []attribute.KeyValue // WithAttributes
@@ -109,6 +111,14 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	if err != nil {
 		handleErr(err)
 		m.sendfile = noop.Int64Histogram{}
+	}
+	m.copied, err = meter.Int64Histogram(CopiedSizeMetric,
+		metric.WithUnit("By"),
+		sizeBuckets,
+		metric.WithDescription("Size of HTTP server response body bytes copied through user space that could have gone zero-copy, by reason."))
+	if err != nil {
+		handleErr(err)
+		m.copied = noop.Int64Histogram{}
 	}
 	m.splice, err = meter.Int64Histogram(SpliceSizeMetric,
 		metric.WithUnit("By"),
@@ -164,7 +174,8 @@ func (m *metrics) end(rec *record, r *http.Request) {
 		errType: rec.errorType(),
 	}
 	var e *attrEntry
-	if extra := m.extra(r); len(extra) > 0 {
+	extra := m.extra(r)
+	if len(extra) > 0 {
 		e = m.entryFor(k, extra)
 	} else {
 		e = m.sets.get(k, func() *attrEntry { return newEntry(k.attributes()) })
@@ -178,6 +189,32 @@ func (m *metrics) end(rec *record, r *http.Request) {
 	if n, ok := rec.splice(); ok {
 		m.splice.Record(ctx, n, e.record...)
 	}
+	if reason, _ := rec.copyReason(); reason != "" {
+		if n := rec.copiedLoss(reason); n > 0 {
+			ck := copiedKey{attrKey: k, reason: reason}
+			var ce *attrEntry
+			if len(extra) > 0 {
+				ce = newEntry(ck.attributes(extra)) // only a copied body pays
+			} else {
+				ce = m.copiedSets.get(ck, func() *attrEntry { return newEntry(ck.attributes(nil)) })
+			}
+			m.copied.Record(ctx, n, ce.record...)
+		}
+	}
+}
+
+// copiedKey is the attribute set of CopiedSizeMetric: a measurement's, and
+// the copy reason.
+type copiedKey struct {
+	attrKey
+	reason CopyReason
+}
+
+// attributes returns k's attributes with extra, fastpath's own last so they
+// win on a shared key.
+func (k copiedKey) attributes(extra []attribute.KeyValue) []attribute.KeyValue {
+	kvs := append(append([]attribute.KeyValue(nil), extra...), k.attrKey.attributes()...)
+	return append(kvs, attribute.String(CopyReasonKey, string(k.reason)))
 }
 
 // spanContext returns ctx, carrying the span Tracing started when Tracing runs
@@ -192,8 +229,9 @@ func spanContext(ctx context.Context, rec *record) context.Context {
 // attrKey is what the attribute set of a measurement is made from. Every
 // field has bounded cardinality: methods are normalised, routes are patterns.
 type attrKey struct {
-	method, scheme, route, proto, errType string
-	status                                int
+	method, scheme, route, proto string
+	errType                      ErrorType
+	status                       int
 }
 
 func (k attrKey) attributes() []attribute.KeyValue {
@@ -209,7 +247,7 @@ func (k attrKey) attributes() []attribute.KeyValue {
 		kvs = append(kvs, semconv.NetworkProtocolVersion(k.proto))
 	}
 	if k.errType != "" {
-		kvs = append(kvs, semconv.ErrorTypeKey.String(k.errType))
+		kvs = append(kvs, semconv.ErrorTypeKey.String(string(k.errType)))
 	}
 	return kvs
 }

@@ -26,7 +26,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config is the resolved set of options of one middleware.
 type config struct {
 	skip    func(*http.Request) bool
-	level   func(status int, errorType string) slog.Level
+	level   func(status int, errorType ErrorType) slog.Level
 	headers []loggedHeader
 	query   bool
 	proxy   *trustedProxy
@@ -65,14 +65,13 @@ func WithSkip(skip func(r *http.Request) bool) Option {
 }
 
 // WithLevel sets how Logger chooses a record's level from the response
-// status and its error.type: "" for a response that completed, else the
-// status code of a 5xx or one of the ErrorType constants. A status of 0 means
-// none was observed (a hijacked connection). The default logs Error for 5xx
-// and for responses cut short through the server's fault, Warn for a send
-// timeout and for 4xx, and Info for the rest, a client that left early
-// included: on a download or video server, clients that cancel (a player
-// seeking) are normal traffic.
-func WithLevel(level func(status int, errorType string) slog.Level) Option {
+// status and its ErrorType. A status of 0 means none was observed (a
+// hijacked connection). The default logs Error for 5xx and for responses
+// cut short through the server's fault, Warn for a send timeout and for
+// 4xx, and Info for the rest, a client that left early included: on a
+// download or video server, clients that cancel (a player seeking) are
+// normal traffic.
+func WithLevel(level func(status int, errorType ErrorType) slog.Level) Option {
 	return optionFunc(func(c *config) {
 		if level != nil {
 			c.level = level
@@ -80,7 +79,7 @@ func WithLevel(level func(status int, errorType string) slog.Level) Option {
 	})
 }
 
-func defaultLevel(status int, errorType string) slog.Level {
+func defaultLevel(status int, errorType ErrorType) slog.Level {
 	switch {
 	case status >= 500:
 		return slog.LevelError
@@ -212,30 +211,4 @@ func WithRoute(route func(r *http.Request) string) Option {
 // values: backends group spans by name.
 func WithSpanName(name func(r *http.Request, route string) string) Option {
 	return optionFunc(func(c *config) { c.spanName = name })
-}
-
-// WithAttributes makes the middleware add the attributes attrs returns to
-// what it records for each request: Logger adds them to the log record,
-// Tracing to the span, Metrics to the attributes of every measurement but
-// http.server.active_requests. attrs runs once the handler has returned, with
-// the request the middleware passed on (values a handler keeps in a holder in
-// the request context are visible to it). Give the option to the middlewares
-// whose signals should carry the attributes.
-//
-// For Metrics, every distinct set of values is a time series of its own:
-// return values from a small, fixed set (a tenant tier, an API version),
-// never ids, names or paths. Logs and spans have no such limit.
-func WithAttributes(attrs func(r *http.Request) []attribute.KeyValue) Option {
-	return optionFunc(func(c *config) { c.attrs = attrs })
-}
-
-// routeOf returns the route of passed: from WithRoute's function if it
-// gives one, else chi's or ServeMux's.
-func (c *config) routeOf(passed *http.Request) string {
-	if c.route != nil {
-		if route := c.route(passed); route != "" {
-			return route
-		}
-	}
-	return routeOf(passed)
 }

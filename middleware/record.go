@@ -1,32 +1,27 @@
 package middleware
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/felixge/httpsnoop"
 	"github.com/go-chi/chi/v5"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fastpath-go/fastpath/internal/connreg"
+	"github.com/fastpath-go/fastpath/internal/copynote"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
+	"github.com/fastpath-go/fastpath/ktls"
 )
 
 // now is the clock; tests replace it to check durations exactly.
 var now = time.Now
-
-// recordKey is the context key of the request's *record.
-type recordKey struct{}
 
 // record is what fastpath observed of one request. The first fastpath
 // middleware on a request makes it and wraps the ResponseWriter once; the
@@ -55,122 +50,71 @@ type record struct {
 	panicVal any // nil with panicked set means runtime.Goexit
 
 	route string
-	span  trace.SpanContext // the server span Tracing started, if any
+	span  trace.SpanContext          // the server span Tracing started, if any
+	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
-	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
-	sendfile0 int64          // conn's sendfile count when the request started
-	splice0   int64          // conn's splice count when the request started
+	conn      *zerocopy.Conn       // nil when the connection was not accepted by Listener
+	viaKTLS   bool                 // the connection was accepted by ktls.NewListener
+	ktls      ktls.State           // what it did with the connection
+	tls       *tls.ConnectionState // the session of a kernel TLS connection, for r.TLS
+	sendfile0 int64                // conn's sendfile count when the request started
+	splice0   int64                // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
+	own      http.ResponseWriter // the wrapper handed on
 	declared int64               // the Content-Length the handler declared, or -1
 
 	w recordWriter // the wrapper of an HTTP/1 writer (see wrap)
 
-	// Tracing's arguments to the span, kept here rather than on its stack,
-	// from which they would escape to the heap anyway.
-	spanEnd     [8]attribute.KeyValue // the attributes set as the span ends (at most 8)
-	spanOpts    [3]trace.SpanStartOption
-	spanEndOpts [1]trace.SpanEndOption
+	cp copyState // why the body was copied, if it was
+
+	spanArgs spanArgs // Tracing's, here so they cost no allocation of their own
 }
+
+var _ copynote.Recorder = (*record)(nil)
 
 // begin returns the request's record and the context to pass on, making the
 // record and wrapping w when no fastpath middleware has done so yet (created
-// reports that). When routes is not nil (the next handler is a chi router)
-// and the request has no chi routing context yet, begin supplies one, so the
-// route pattern chi matches is visible here after the router returns.
+// reports that). routes is the next handler when it is a chi router (see
+// routeContext).
 func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *record, _ http.ResponseWriter, _ context.Context, created bool) {
 	ctx := r.Context()
-	rec, _ = ctx.Value(recordKey{}).(*record)
+	rec, _ = ctx.Value(copynote.Key{}).(*record)
 	if rec == nil {
 		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
-		if c := zerocopy.FromContext(ctx); c != nil {
-			rec.conn = c
-			rec.sendfile0 = c.Sendfile()
-			rec.splice0 = c.Splice()
-		}
+		rec.cp.userTLS, rec.cp.http2 = r.TLS != nil, r.ProtoMajor == 2
+		rec.connect(r, connreg.FromContext(ctx))
 		rec.rw = w
 		w = rec.wrap(w)
-		ctx = context.WithValue(ctx, recordKey{}, rec)
+		rec.own = w
+		// Under copynote's key, so fastpath's handlers can tell it why
+		// they copied a body.
+		ctx = context.WithValue(ctx, copynote.Key{}, rec)
 	}
-	if routes != nil && chi.RouteContext(ctx) == nil {
-		rctx := chi.NewRouteContext()
-		rctx.Routes = routes
-		ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx)
-	}
-	return rec, w, ctx, created
+	return rec, w, routeContext(ctx, routes), created
 }
 
-func (rec *record) hooks() httpsnoop.Hooks {
-	return httpsnoop.Hooks{
-		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) {
-				next(code)
-				rec.commit(code)
-			}
-		},
-		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-			return func(p []byte) (int, error) {
-				n, err := next(p)
-				rec.wrote(int64(n), err)
-				return n, err
-			}
-		},
-		WriteString: func(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
-			return func(s string) (int, error) {
-				n, err := next(s)
-				rec.wrote(int64(n), err)
-				return n, err
-			}
-		},
-		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
-			return func(src io.Reader) (int64, error) {
-				n, err := next(src)
-				rec.wrote(n, err)
-				return n, err
-			}
-		},
-		Flush: func(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
-			return func() {
-				next()
-				rec.commit(http.StatusOK)
-			}
-		},
-		Hijack: func(next httpsnoop.HijackFunc) httpsnoop.HijackFunc {
-			return func() (net.Conn, *bufio.ReadWriter, error) {
-				c, rw, err := next()
-				if err == nil {
-					rec.hijacked = true
-				}
-				return c, rw, err
-			}
-		},
-	}
-}
-
-// commit records the final status: the first non-1xx WriteHeader, or the
-// implicit 200 of a body write or Flush. 101 Switching Protocols is final, as
-// net/http treats it.
-func (rec *record) commit(code int) {
-	if rec.headerSent || rec.hijacked || (code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols) {
+// connect finds what the record needs of the connection c the request
+// arrived on (the outermost one registered in internal/connreg, nil when
+// none is): Listener's counting Conn, and what ktls.NewListener did with the
+// connection, with the TLS session of a kernel TLS one, which net/http does
+// not see (it sets r.TLS only for a *tls.Conn).
+func (rec *record) connect(r *http.Request, c net.Conn) {
+	if c == nil {
 		return
 	}
-	rec.code = code
-	rec.headerSent = true
-	rec.firstByte = now()
-}
-
-// wrote records a body write of n bytes that returned err.
-func (rec *record) wrote(n int64, err error) {
-	if rec.hijacked {
-		return
+	if zc, ok := connreg.Find[*zerocopy.Conn](c); ok {
+		rec.conn = zc
+		rec.sendfile0 = zc.Sendfile()
+		rec.splice0 = zc.Splice()
 	}
-	rec.commit(http.StatusOK)
-	if !rec.head { // net/http discards the body of a HEAD response
-		rec.body += n
-	}
-	if err != nil && rec.writeErr == nil && !errors.Is(err, http.ErrBodyNotAllowed) {
-		rec.writeErr = err
+	if st, ok := ktls.StateOf(c); ok {
+		rec.ktls, rec.viaKTLS = st, true
+		if kc, ok := connreg.Find[*ktls.Conn](c); ok && r.TLS == nil {
+			cs := kc.ConnectionState()
+			rec.tls = &cs
+		}
 	}
 }
 
@@ -197,56 +141,12 @@ func (rec *record) finish(passed *http.Request, ctx context.Context, cfg *config
 	}
 }
 
-// complete reports whether the handler wrote the whole body it declared with
-// Content-Length. Such a response can reach the client before the handler
-// returns (sendfile flushes it), and clients such as curl close the
-// connection at once, canceling the request context: that is not an abort.
-func (rec *record) complete() bool {
-	return rec.declared >= 0 && rec.body >= rec.declared && !rec.head
-}
-
-// short reports a body that ended before the Content-Length it declared: a
-// file truncated while it was sent, say. net/http then closes the
-// connection, and the client sees the response cut off.
-func (rec *record) short() bool {
-	if rec.declared < 0 || rec.head || rec.hijacked || rec.body >= rec.declared {
-		return false
-	}
-	s := rec.status()
-	return s >= 200 && s != http.StatusNoContent && s != http.StatusNotModified
-}
-
 // recovered records a panic value from recover(); nil means runtime.Goexit.
 func (rec *record) recovered(v any) {
 	if !rec.panicked {
 		rec.panicked = true
 		rec.panicVal = v
 	}
-}
-
-// routeOf returns the route pattern that served r: chi's, when a chi routing
-// context is present, else the path part of the ServeMux pattern net/http set
-// on r. It never returns the raw path.
-func routeOf(r *http.Request) string {
-	if rctx := chi.RouteContext(r.Context()); rctx != nil && len(rctx.RoutePatterns) > 0 {
-		if p := rctx.RoutePattern(); p != "" {
-			return p
-		}
-	}
-	return patternPath(r.Pattern)
-}
-
-// patternPath returns the path of a ServeMux pattern "[METHOD ][HOST]/PATH":
-// http.route is a path template, and the method and host have their own
-// attributes.
-func patternPath(p string) string {
-	if i := strings.IndexAny(p, " \t"); i >= 0 {
-		p = strings.TrimLeft(p[i:], " \t")
-	}
-	if i := strings.IndexByte(p, '/'); i > 0 {
-		p = p[i:]
-	}
-	return p
 }
 
 // status returns the final status: the one the handler sent, 200 when it sent
@@ -266,68 +166,6 @@ func (rec *record) status() int {
 	}
 }
 
-// abortPanic reports a deliberate abort rather than a bug.
-func (rec *record) abortPanic() bool {
-	if !rec.panicked {
-		return false
-	}
-	if rec.panicVal == nil {
-		return true // runtime.Goexit
-	}
-	err, ok := rec.panicVal.(error)
-	return ok && errors.Is(err, http.ErrAbortHandler)
-}
-
-// errorType returns the OpenTelemetry error.type of the request: "" for a
-// response that completed, the status code of a 5xx, or an ErrorType value
-// for an aborted response (see "Status, aborts, hijacks and panics" in the
-// package documentation). The order matters where several causes meet: a
-// deadline or a connection the server closed names its cause exactly, a
-// client that left explains the failures that follow, and a deliberate abort
-// (httputil.ReverseProxy's, when its upstream fails) or a short body is what
-// remains.
-func (rec *record) errorType() string {
-	switch {
-	case rec.panicked && !rec.abortPanic():
-		return ErrorTypePanic
-	case rec.writeErr != nil && errors.Is(rec.writeErr, os.ErrDeadlineExceeded):
-		return ErrorTypeSendTimeout
-	case rec.writeErr != nil && errors.Is(rec.writeErr, net.ErrClosed):
-		// The server closed the connection (at shutdown, say), which
-		// also cancels the request context: not the client's doing.
-		return ErrorTypeWriteError
-	case rec.clientGone || (rec.writeErr != nil && peerGone(rec.writeErr)):
-		return ErrorTypeClientAborted
-	case rec.writeErr != nil:
-		return ErrorTypeWriteError
-	case rec.abortPanic():
-		return ErrorTypeHandlerAborted
-	case rec.short():
-		return ErrorTypeShortBody
-	}
-	if s := rec.status(); s >= 500 {
-		return statusText(s)
-	}
-	return ""
-}
-
-// peerGone reports a write error that means the client closed or reset the
-// connection, or the network lost it.
-func peerGone(err error) bool {
-	for _, e := range [...]error{syscall.EPIPE, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// serverFault reports whether errType is the server's concern rather than
-// the client's: everything but a client that left.
-func serverFault(errType string) bool {
-	return errType != "" && errType != ErrorTypeClientAborted
-}
-
 // duration returns the time from the request's start to the handler's return.
 func (rec *record) duration() time.Duration { return rec.end.Sub(rec.start) }
 
@@ -340,10 +178,13 @@ func (rec *record) ttfb() time.Duration {
 }
 
 // sendfile returns the bytes sendfile(2) sent for this request, and false when
-// that is unknown because the connection was not accepted by Listener.
+// that is unknown because the connection was not accepted by Listener; over
+// TLS in user space it is 0, known, either way.
 func (rec *record) sendfile() (int64, bool) {
 	if rec.conn == nil {
-		return 0, false
+		// crypto/tls encrypts in user space: nothing goes by sendfile,
+		// whether or not the counting Conn is below it.
+		return 0, rec.cp.userTLS
 	}
 	return rec.conn.Sendfile() - rec.sendfile0, true
 }
@@ -353,32 +194,13 @@ func (rec *record) sendfile() (int64, bool) {
 // Listener.
 func (rec *record) splice() (int64, bool) {
 	if rec.conn == nil {
-		return 0, false
+		return 0, rec.cp.userTLS // as for sendfile
 	}
 	return rec.conn.Splice() - rec.splice0, true
 }
 
-// statusText returns the decimal form of a status code, without allocating
-// for the common ones.
-func statusText(code int) string {
-	if code >= 100 && code < 600 {
-		if s := statusStrings[code-100]; s != "" {
-			return s
-		}
-	}
-	return strconv.Itoa(code)
-}
-
-var statusStrings = func() (s [500]string) {
-	for code := 100; code < 600; code++ {
-		if http.StatusText(code) != "" {
-			s[code-100] = strconv.Itoa(code)
-		}
-	}
-	return s
-}()
-
-// countingBody counts the request body bytes the handler reads.
+// countingBody counts, into the record, the request body bytes the handler
+// reads.
 type countingBody struct {
 	io.ReadCloser
 	n *atomic.Int64

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -215,22 +216,33 @@ func TestRecordStatusAndBytes(t *testing.T) {
 	}
 }
 
-// TestRecordDurations checks duration and time to first byte exactly, with a
-// clock that advances one millisecond per reading.
+// TestRecordDurations checks duration_ms and ttfb_ms exactly, as a JSON log
+// line carries them, with a clock that advances one step per reading: the
+// request starts at reading 1, the status is committed at reading 2 and the
+// handler returns at reading 3.
 func TestRecordDurations(t *testing.T) {
-	fakeClock(t)
-	logs, l := newCapture()
-	h := Logger(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK) // clock reading 2: first byte
-		w.Write([]byte("body"))
-	}))
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
-	e := logs.only(t)
-	if got := e.Attrs["duration"]; got != 2*time.Millisecond {
-		t.Errorf("duration = %v, want 2ms", got)
-	}
-	if got := e.Attrs["ttfb"]; got != time.Millisecond {
-		t.Errorf("ttfb = %v, want 1ms", got)
+	for _, tc := range []struct {
+		name string
+		step time.Duration
+		want string
+	}{
+		{"whole milliseconds", time.Millisecond, `"duration_ms":2,"ttfb_ms":1,`},
+		{"fractions", 1500 * time.Microsecond, `"duration_ms":3,"ttfb_ms":1.5,`},
+		{"nanoseconds", 77545 * time.Nanosecond, `"duration_ms":0.15509,"ttfb_ms":0.077545,`},
+		{"a long download", 13 * time.Minute, `"duration_ms":1560000,"ttfb_ms":780000,`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fakeClockStep(t, tc.step)
+			var out bytes.Buffer
+			h := Logger(slog.New(slog.NewJSONHandler(&out, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusOK) // clock reading 2: first byte
+				w.Write([]byte("body"))
+			}))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("log line %s\nlacks %s", out.String(), tc.want)
+			}
+		})
 	}
 }
 
@@ -381,7 +393,7 @@ func TestPanic(t *testing.T) {
 		handler       http.HandlerFunc
 		value         any
 		wantStatus    int
-		wantErrorType string
+		wantErrorType ErrorType
 		wantException bool
 	}{
 		{
@@ -442,7 +454,7 @@ func TestPanic(t *testing.T) {
 				if got := e.Attrs["http.response.status_code"]; got != int64(tt.wantStatus) {
 					t.Errorf("status = %v, want %d", got, tt.wantStatus)
 				}
-				if got := e.Attrs["error.type"]; got != tt.wantErrorType {
+				if got := e.Attrs["error.type"]; got != string(tt.wantErrorType) {
 					t.Errorf("error.type = %v, want %s", got, tt.wantErrorType)
 				}
 				if got, ok := e.Attrs["exception.message"]; ok != tt.wantException || (ok && got != fmt.Sprint(tt.value)) {
@@ -474,7 +486,7 @@ func TestClientAbort(t *testing.T) {
 		name      string
 		handler   http.HandlerFunc
 		read      int64 // body bytes the client reads before closing
-		wantError string
+		wantError ErrorType
 		wantLevel slog.Level
 		wantBody  int64 // -1: at least read, less than the file
 	}{
@@ -530,7 +542,7 @@ func TestClientAbort(t *testing.T) {
 			srv.Close()
 
 			e := logs.only(t)
-			if got, _ := e.Attrs["error.type"].(string); got != tt.wantError {
+			if got, _ := e.Attrs["error.type"].(string); got != string(tt.wantError) {
 				t.Errorf("error.type = %q, want %q", got, tt.wantError)
 			}
 			if got := e.Attrs["http.response.status_code"]; got != int64(200) {

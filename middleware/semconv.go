@@ -1,9 +1,6 @@
 package middleware
 
-import (
-	"net"
-	"net/http"
-)
+import "net/http"
 
 // methodOther replaces request methods the HTTP semantic conventions do not
 // know, which keeps attribute cardinality bounded whatever clients send.
@@ -62,13 +59,4 @@ func urlScheme(r *http.Request) string {
 		return "https"
 	}
 	return "http"
-}
-
-// clientAddress returns the host part of r.RemoteAddr, which is the peer
-// address unless a middleware before this one rewrote it.
-func clientAddress(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }

@@ -3,12 +3,9 @@ package middleware
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/textproto"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel"
@@ -75,6 +72,15 @@ const maxStartAttrs = 14
 // saves a kilobyte of garbage per request.
 var startScratch = sync.Pool{New: func() any { return new([maxStartAttrs]attribute.KeyValue) }}
 
+// spanArgs is Tracing's room in the record for its arguments to the span,
+// kept there rather than on its stack, from which they would escape to the
+// heap anyway: the record is allocated once per request whatever it holds.
+type spanArgs struct {
+	start   [3]trace.SpanStartOption
+	end     [8]attribute.KeyValue // the attributes set as the span ends (at most 8)
+	endOpts [1]trace.SpanEndOption
+}
+
 type tracing struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator // from WithPropagators; nil: the global one
@@ -116,7 +122,7 @@ func (t *tracing) start(rec *record, r *http.Request, ctx context.Context) conte
 
 	method := requestMethod(r.Method)
 	name := spanMethod(method)
-	route := patternPath(r.Pattern) // known here when mounted per handler on a ServeMux
+	route := muxRoute(r) // known here when mounted per handler on a ServeMux
 
 	scratch := startScratch.Get().(*[maxStartAttrs]attribute.KeyValue)
 	defer func() {
@@ -162,7 +168,7 @@ func (t *tracing) start(rec *record, r *http.Request, ctx context.Context) conte
 
 	// The options live in the record: a variadic slice passed to an
 	// interface method escapes, and would be an allocation per request.
-	opts := append(rec.spanOpts[:0], serverKind, trace.WithTimestamp(rec.start), trace.WithAttributes(attrs...))
+	opts := append(rec.spanArgs.start[:0], serverKind, trace.WithTimestamp(rec.start), trace.WithAttributes(attrs...))
 	ctx, span := t.tracer.Start(ctx, name, opts...)
 	if !rec.span.IsValid() {
 		rec.span = span.SpanContext()
@@ -172,13 +178,13 @@ func (t *tracing) start(rec *record, r *http.Request, ctx context.Context) conte
 
 func (t *tracing) end(rec *record, r *http.Request) {
 	span := trace.SpanFromContext(r.Context())
-	end := append(rec.spanEndOpts[:0], trace.WithTimestamp(rec.end))
+	end := append(rec.spanArgs.endOpts[:0], trace.WithTimestamp(rec.end))
 	if !span.IsRecording() {
 		span.End(end...)
 		return
 	}
 	status := rec.status()
-	attrs := rec.spanEnd[:0]
+	attrs := rec.spanArgs.end[:0]
 	if status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
 	}
@@ -191,9 +197,13 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	case rec.route != "":
 		span.SetName(spanName(requestMethod(r.Method), rec.route))
 	}
+	// The user's before fastpath's own, so that those win on a shared key;
+	// SetAttributes' after WithAttributes', so that they win over those.
 	if t.cfg.attrs != nil {
-		// Before fastpath's own, so that those win on a shared key.
 		span.SetAttributes(t.cfg.attrs(r)...)
+	}
+	if extra := extraOf(rec); len(extra) > 0 {
+		span.SetAttributes(extra...)
 	}
 	attrs = append(attrs, // int64, not semconv's int helpers: bodies pass 2 GiB
 		semconv.HTTPRequestBodySizeKey.Int64(rec.reqBody.Load()),
@@ -207,9 +217,23 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))
 	}
+	if rec.viaKTLS {
+		attrs = append(attrs, attribute.Bool(KTLSKey, rec.ktls.Kernel))
+		if !rec.ktls.Kernel {
+			attrs = append(attrs, attribute.String(KTLSFallbackKey, string(rec.ktls.Reason)))
+		}
+	}
+	if reason, wrapper := rec.copyReason(); reason != "" {
+		// Past the scratch array's 8 only for a copied body: that response
+		// pays the allocation, not the others.
+		attrs = append(attrs, attribute.String(CopyReasonKey, string(reason)))
+		if wrapper != "" {
+			attrs = append(attrs, attribute.String(CopyWrapperKey, wrapper))
+		}
+	}
 	errType := rec.errorType()
 	if errType != "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+		attrs = append(attrs, semconv.ErrorTypeKey.String(string(errType)))
 	}
 	span.SetAttributes(attrs...)
 
@@ -246,30 +270,9 @@ func spanName(method, route string) string {
 
 // errorDescriptions are the span status descriptions of the error types
 // that are the server's concern.
-var errorDescriptions = map[string]string{
+var errorDescriptions = map[ErrorType]string{
 	ErrorTypeSendTimeout:    "send timeout: the client stopped reading",
 	ErrorTypeWriteError:     "writing the response failed",
 	ErrorTypeShortBody:      "response body shorter than its Content-Length",
 	ErrorTypeHandlerAborted: "the handler aborted the response",
-}
-
-// splitHostPort splits "host:port", "[v6]:port" or a bare host; port is 0
-// when absent or invalid.
-func splitHostPort(hostport string) (host string, port int) {
-	if !strings.Contains(hostport, ":") {
-		return hostport, 0 // a bare name: SplitHostPort's error would allocate
-	}
-	host, p, err := net.SplitHostPort(hostport)
-	if err != nil {
-		// No port (or not host:port at all): the whole is the host, without
-		// the brackets of a bare IPv6 literal.
-		if len(hostport) > 1 && hostport[0] == '[' && hostport[len(hostport)-1] == ']' {
-			return hostport[1 : len(hostport)-1], 0
-		}
-		return hostport, 0
-	}
-	if n, err := strconv.ParseUint(p, 10, 16); err == nil {
-		port = int(n)
-	}
-	return host, port
 }

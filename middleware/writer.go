@@ -2,12 +2,15 @@ package middleware
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/felixge/httpsnoop"
+
+	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
 // http1Writer is the method set of net/http's HTTP/1 ResponseWriter: the
@@ -34,7 +37,8 @@ type http1Writer interface {
 // allocation. httpsnoop.Wrap, which handles every other combination of
 // interfaces, allocates about twenty objects per request (a closure per hook
 // and per method value), a third of what all three middlewares allocate in
-// total. Both are held to the same behaviour by the same tests.
+// total. Both report to the record through commit and wrote, and are held to
+// the same behaviour by the same tests.
 func (rec *record) wrap(w http.ResponseWriter) http.ResponseWriter {
 	if h1, ok := w.(http1Writer); ok {
 		if _, push := w.(http.Pusher); !push {
@@ -51,7 +55,10 @@ type recordWriter struct {
 	w   http1Writer
 }
 
-var _ http1Writer = (*recordWriter)(nil)
+var (
+	_ http1Writer  = (*recordWriter)(nil)
+	_ copynote.Own = (*recordWriter)(nil)
+)
 
 func (rw *recordWriter) Header() http.Header { return rw.w.Header() }
 
@@ -75,9 +82,7 @@ func (rw *recordWriter) WriteString(s string) (int, error) {
 // ReadFrom hands src to net/http unchanged, so a file or a socket still
 // reaches sendfile or splice.
 func (rw *recordWriter) ReadFrom(src io.Reader) (int64, error) {
-	n, err := rw.w.ReadFrom(src)
-	rw.rec.wrote(n, err)
-	return n, err
+	return rw.rec.readFrom(src, rw.w.ReadFrom)
 }
 
 func (rw *recordWriter) Flush() {
@@ -108,3 +113,80 @@ func (rw *recordWriter) EnableFullDuplex() error            { return rw.w.Enable
 // Unwrap returns the writer wrapped, for http.ResponseController and for
 // code that looks below wrappers.
 func (rw *recordWriter) Unwrap() http.ResponseWriter { return rw.w }
+
+// FastpathRecordWriter marks the writer as the record's own, for
+// fastpath's handlers (copynote.Own).
+func (rw *recordWriter) FastpathRecordWriter() {}
+
+// hooks are the httpsnoop hooks of every writer that is not an http1Writer:
+// recordWriter's methods, as closures.
+func (rec *record) hooks() httpsnoop.Hooks {
+	return httpsnoop.Hooks{
+		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+			return func(code int) {
+				next(code)
+				rec.commit(code)
+			}
+		},
+		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
+			return func(p []byte) (int, error) {
+				n, err := next(p)
+				rec.wrote(int64(n), err)
+				return n, err
+			}
+		},
+		WriteString: func(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
+			return func(s string) (int, error) {
+				n, err := next(s)
+				rec.wrote(int64(n), err)
+				return n, err
+			}
+		},
+		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
+			return func(src io.Reader) (int64, error) {
+				return rec.readFrom(src, next)
+			}
+		},
+		Flush: func(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
+			return func() {
+				next()
+				rec.commit(http.StatusOK)
+			}
+		},
+		Hijack: func(next httpsnoop.HijackFunc) httpsnoop.HijackFunc {
+			return func() (net.Conn, *bufio.ReadWriter, error) {
+				c, rw, err := next()
+				if err == nil {
+					rec.hijacked = true
+				}
+				return c, rw, err
+			}
+		},
+	}
+}
+
+// commit records the final status: the first non-1xx WriteHeader, or the
+// implicit 200 of a body write or Flush. 101 Switching Protocols is final, as
+// net/http treats it.
+func (rec *record) commit(code int) {
+	if rec.headerSent || rec.hijacked || (code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols) {
+		return
+	}
+	rec.code = code
+	rec.headerSent = true
+	rec.firstByte = now()
+}
+
+// wrote records a body write of n bytes that returned err.
+func (rec *record) wrote(n int64, err error) {
+	if rec.hijacked {
+		return
+	}
+	rec.commit(http.StatusOK)
+	if !rec.head { // net/http discards the body of a HEAD response
+		rec.body += n
+	}
+	if err != nil && rec.writeErr == nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+		rec.writeErr = err
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,16 +35,21 @@ func rawGet(t *testing.T, base, path, id string) (net.Conn, *http.Response) {
 	return c, resp
 }
 
-// waitLog waits for the request record with the given id.
-func waitLog(t *testing.T, e *example, id string) map[string]any {
+// waitLog reads the example's output until the request record with the
+// given id, and returns it.
+func waitLog(t *testing.T, e *child, id string) map[string]any {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m, ok := e.requestLogs(t)[id]; ok {
-			return m
+	var rec map[string]any
+	e.stdout.waitFor(t, "log record for request "+id, func(out string) bool {
+		for _, m := range parseLogs(t, out) {
+			if m["request_id"] == id && m["msg"] == "http request" {
+				rec = m
+				return true
+			}
 		}
-	}
-	t.Fatalf("no log record for request %s:\n%s", id, e.stdout.String())
-	return nil
+		return false
+	})
+	return rec
 }
 
 func num(m map[string]any, k string) int64 {
@@ -94,13 +100,9 @@ func TestFaults(t *testing.T) {
 		if err != nil || len(b) != 0 {
 			t.Fatalf("read %q and %v: want the server to close the connection without a response", b, err)
 		}
-		var found bool
-		for deadline := time.Now().Add(time.Minute); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			found = strings.Contains(e.stdout.String(), `"msg":"connection closed before a complete request"`)
-		}
-		if !found {
-			t.Errorf("no record of the connection cut off before its request:\n%s", e.stdout.String())
-		}
+		e.stdout.waitFor(t, "record of the connection cut off before its request", func(out string) bool {
+			return strings.Contains(out, `"msg":"connection closed before a complete request"`)
+		})
 	})
 
 	t.Run("file truncated while served", func(t *testing.T) {
@@ -158,7 +160,7 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
-	if n := e.settle(t, baseline); n > baseline {
+	if n := e.settle(t); n > baseline {
 		t.Errorf("%d goroutines after the faults, %d before", n, baseline)
 	}
 	e.stop(t)
@@ -185,7 +187,7 @@ func TestSendTimeout(t *testing.T) {
 	if n, err := io.Copy(io.Discard, resp.Body); err == nil {
 		t.Errorf("client read %d more bytes and a clean end after being cut off", n)
 	}
-	if n := e.settle(t, baseline); n > baseline {
+	if n := e.settle(t); n > baseline {
 		t.Errorf("%d goroutines after the stall, %d before", n, baseline)
 	}
 	e.stop(t)
@@ -259,6 +261,22 @@ func TestShutdownDuringDownloads(t *testing.T) {
 	if m := recs["stalled"]; m == nil || m["error.type"] != "client_aborted" {
 		t.Errorf("stalled download recorded as %v, want client_aborted", m)
 	}
+	checkShutdownLines(t, e.stderr.String(),
+		"fastpath: shutting down: draining 5 in-flight requests, for at most 10m0s (-shutdown-timeout)",
+		`fastpath: shut down in \S+: 5 in-flight requests drained`)
+}
+
+// checkShutdownLines checks the two lines the example prints on stderr at
+// shutdown: the first as it begins, the second, a regular expression, once
+// it is done.
+func checkShutdownLines(t *testing.T, stderr, begins, done string) {
+	t.Helper()
+	if !strings.Contains(stderr, "\n"+begins+"\n") {
+		t.Errorf("stderr lacks %q:\n%s", begins, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^` + done + `$`).MatchString(stderr) {
+		t.Errorf("stderr lacks a line matching %q:\n%s", done, stderr)
+	}
 }
 
 // TestShutdownTimeout sends SIGTERM while a download is stalled: when the
@@ -283,4 +301,7 @@ func TestShutdownTimeout(t *testing.T) {
 	if !strings.Contains(e.stdout.String(), `"msg":"shutdown timeout: closing the connections still open"`) {
 		t.Errorf("no record of the shutdown timeout:\n%s", e.stdout.String())
 	}
+	checkShutdownLines(t, e.stderr.String(),
+		"fastpath: shutting down: draining 1 in-flight request, for at most 1s (-shutdown-timeout)",
+		`fastpath: shut down in \S+: 0 in-flight requests drained, 1 cut off at the 1s -shutdown-timeout`)
 }

@@ -120,7 +120,7 @@ func TestLoad(t *testing.T) {
 	stopSampling()
 	duration = time.Since(begun)
 	tr.CloseIdleConnections()
-	after := e.settle(t, baseline)
+	after := e.settle(t)
 	goroutineDump := e.get(t, "/debug/pprof/goroutine?debug=1")
 	heap := e.memStat(t, "HeapInuse")
 	peakRSS := e.procStatus(t, "VmHWM")
@@ -202,7 +202,7 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func (e *example) goroutinesOrZero() int {
+func (e *child) goroutinesOrZero() int {
 	resp, err := debugClient.Get(e.debug + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return 0

@@ -7,13 +7,6 @@ import (
 )
 
 func TestFileServer(t *testing.T) {
-	exampletest.Check(t, run, "/files/*", true)
-}
-
-func TestFileServerOTLP(t *testing.T) {
-	exampletest.CheckOTLP(t, run)
-}
-
-func TestFileServerMetricsAddr(t *testing.T) {
-	exampletest.CheckMetricsAddr(t, run)
+	exampletest.Run(t, example, exampletest.Want{
+		Package: "github.com/fastpath-go/fastpath/examples/fileserver", Route: "/files/*", Chi: true})
 }

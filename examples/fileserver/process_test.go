@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,25 +36,71 @@ var exampleBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// example is a running examples/fileserver process.
-type example struct {
+// child is a running examples/fileserver process.
+type child struct {
 	cmd    *exec.Cmd
 	base   string // http://addr
 	debug  string // http://debug-addr
-	stdout *testutil.LockedBuffer
+	stdout *output
 	stderr *testutil.LockedBuffer
 	done   chan error
 }
 
+// output is a child's standard output, which wakes whoever waits for a line
+// as each write arrives.
+type output struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	grew chan struct{} // closed, and replaced, on each write
+}
+
+func newOutput() *output { return &output{grew: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.grew)
+	o.grew = make(chan struct{})
+	return o.buf.Write(p)
+}
+
+// String returns what the child has written so far.
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitFor waits until found holds of what the child has written, checking
+// again each time it writes. The minutes only keep a broken server from
+// hanging the test.
+func (o *output) waitFor(t *testing.T, what string, found func(out string) bool) {
+	t.Helper()
+	timeout := time.After(2 * time.Minute)
+	for {
+		o.mu.Lock()
+		out, grew := o.buf.String(), o.grew
+		o.mu.Unlock()
+		if found(out) {
+			return
+		}
+		select {
+		case <-grew:
+		case <-timeout:
+			t.Fatalf("no %s after two minutes:\n%s", what, out)
+		}
+	}
+}
+
 // startExample runs the example binary serving root with extra flags.
-func startExample(t *testing.T, root string, flags ...string) *example {
+func startExample(t *testing.T, root string, flags ...string) *child {
 	t.Helper()
 	bin, err := exampleBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{"-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-root", root}, flags...)
-	e := &example{cmd: exec.Command(bin, args...), stdout: &testutil.LockedBuffer{}, stderr: &testutil.LockedBuffer{}, done: make(chan error, 1)}
+	e := &child{cmd: exec.Command(bin, args...), stdout: newOutput(), stderr: &testutil.LockedBuffer{}, done: make(chan error, 1)}
 	e.cmd.Stdout = e.stdout
 	stderr, err := e.cmd.StderrPipe()
 	if err != nil {
@@ -86,14 +133,14 @@ func startExample(t *testing.T, root string, flags ...string) *example {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (e *example) stop(t *testing.T) {
+func (e *child) stop(t *testing.T) {
 	t.Helper()
 	e.cmd.Process.Signal(syscall.SIGTERM)
 	e.wait(t)
 }
 
 // wait waits for the process to exit cleanly.
-func (e *example) wait(t *testing.T) {
+func (e *child) wait(t *testing.T) {
 	t.Helper()
 	select {
 	case err := <-e.done:
@@ -107,23 +154,29 @@ func (e *example) wait(t *testing.T) {
 }
 
 // logs returns the example's JSON log records so far.
-func (e *example) logs(t *testing.T) []map[string]any {
+func (e *child) logs(t *testing.T) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(e.stdout.String()))
+	return parseLogs(t, e.stdout.String())
+}
+
+// parseLogs parses JSON log lines.
+func parseLogs(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("log line is not JSON: %v: %q", err, sc.Text())
 		}
-		out = append(out, m)
+		recs = append(recs, m)
 	}
-	return out
+	return recs
 }
 
 // requestLogs returns the request records by request id.
-func (e *example) requestLogs(t *testing.T) map[string]map[string]any {
+func (e *child) requestLogs(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, m := range e.logs(t) {
@@ -134,11 +187,11 @@ func (e *example) requestLogs(t *testing.T) map[string]map[string]any {
 	return out
 }
 
-// goroutines returns how many of the example's goroutines serve requests
-// or run fastpath's code: after a test's clients are done, that must be 0.
-// The total is no measure: it moves with goroutines that come and go on
-// their own (a profile request's own background read, one just exiting).
-func (e *example) goroutines(t *testing.T) int {
+// goroutines returns how many of the example's goroutines run fastpath's
+// library code: after a test's clients are done, that must be 0. The total
+// is no measure: it moves with goroutines that come and go on their own (a
+// profile request's own background read, one just exiting).
+func (e *child) goroutines(t *testing.T) int {
 	t.Helper()
 	n, err := countGoroutines(e.get(t, "/debug/pprof/goroutine?debug=1"))
 	if err != nil {
@@ -148,9 +201,10 @@ func (e *example) goroutines(t *testing.T) int {
 }
 
 // countGoroutines counts, in a debug=1 goroutine profile, the goroutines
-// serving a connection (net/http's conn.serve) or running fastpath's code,
-// leaving out the profile request's own and the servers' accept loops and
-// main goroutine, which are there from start to end.
+// running fastpath's library code (middleware, handlers, internal), leaving
+// out the accept loops, there from start to end. A goroutine serving a
+// connection is left to settle, which waits for every connection to close;
+// one leaked in fastpath's code is counted whatever it serves.
 func countGoroutines(profile string) (int, error) {
 	first, rest, _ := strings.Cut(profile, "\n")
 	if _, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total ")); err != nil {
@@ -167,35 +221,40 @@ func countGoroutines(profile string) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("goroutine profile group %q", head)
 		}
-		switch {
-		case strings.Contains(stack, "net/http/pprof."), // this request
-			strings.Contains(stack, "net/http.(*Server).Serve+"),    // accept loops
-			strings.Contains(stack, "examples/internal/app.Serve+"): // main, waiting
+		if strings.Contains(stack, "net/http.(*Server).Serve+") { // accept loops
 			continue
-		case strings.Contains(stack, "net/http.(*conn).serve+"),
-			strings.Contains(stack, "github.com/fastpath-go/fastpath/"):
-			total += n
+		}
+		for _, line := range strings.Split(stack, "\n") {
+			if strings.Contains(line, "github.com/fastpath-go/fastpath/") && !strings.Contains(line, "github.com/fastpath-go/fastpath/examples/") {
+				total += n
+				break
+			}
 		}
 	}
 	return total, nil
 }
 
-// settle waits until the example's goroutines are back to at most want,
-// and returns the count.
-func (e *example) settle(t *testing.T, want int) int {
+// settle waits until no connection to the example is open, through the
+// example's /debug/idle hook, which answers once its server has seen the
+// last one close, and returns how many goroutines then run fastpath's code.
+func (e *child) settle(t *testing.T) int {
 	t.Helper()
-	var n int
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if n = e.goroutines(t); n <= want {
-			break
-		}
+	client := &http.Client{Timeout: 2 * time.Minute} // /debug/idle waits up to 90 s
+	resp, err := client.Get(e.debug + "/debug/idle")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("connections left open: /debug/idle answered %d %s", resp.StatusCode, body)
+	}
+	return e.goroutines(t)
 }
 
 // memStat returns a runtime.MemStats figure from the heap profile, such as
 // "HeapInuse".
-func (e *example) memStat(t *testing.T, name string) int64 {
+func (e *child) memStat(t *testing.T, name string) int64 {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^# ` + name + ` = (\d+)`).FindStringSubmatch(e.get(t, "/debug/pprof/heap?debug=1"))
 	if m == nil {
@@ -207,7 +266,7 @@ func (e *example) memStat(t *testing.T, name string) int64 {
 
 // procStatus returns a figure from /proc/<pid>/status, in bytes, such as
 // "VmHWM" (peak resident set size).
-func (e *example) procStatus(t *testing.T, name string) int64 {
+func (e *child) procStatus(t *testing.T, name string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
 	if err != nil {
@@ -225,7 +284,7 @@ func (e *example) procStatus(t *testing.T, name string) int64 {
 // own holds a goroutine in the server it counts.
 var debugClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
 
-func (e *example) get(t *testing.T, path string) string {
+func (e *child) get(t *testing.T, path string) string {
 	t.Helper()
 	resp, err := debugClient.Get(e.debug + path)
 	if err != nil {
@@ -260,17 +319,28 @@ func TestCountGoroutines(t *testing.T) {
 #	0xa	net/http.(*Server).Serve+0x30b	/x/server.go:3434
 
 1 @ 0xb
-#	0xb	github.com/fastpath-go/fastpath/examples/internal/app.Serve+0x68d	/x/app.go:249
+#	0xb	github.com/fastpath-go/fastpath/examples/internal/app.(*Server).Serve+0x68d	/x/serve.go:249
 #	0xc	main.main+0xf4	/x/main.go:40
 
 2 @ 0x6
 #	0x6	os/signal.loop+0x12	/x/signal_unix.go:23
 
+1 @ 0xd
+#	0xd	github.com/fastpath-go/fastpath/examples/internal/app.(*tracker).connState+0x1	/x/serve.go:1
+#	0xe	net/http.(*conn).setState+0x1	/x/server.go:1
+#	0xf	net/http.(*conn).serve.func1+0x1	/x/server.go:1
+#	0x10	net/http.(*conn).serve+0x1	/x/server.go:1
+
+4 @ 0x11
+#	0x11	sync.(*WaitGroup).Wait+0x1	/x/waitgroup.go:1
+#	0x12	github.com/fastpath-go/fastpath/middleware.Logger.func1+0x1	/x/logger.go:1
+#	0x13	net/http.(*conn).serve+0x1	/x/server.go:1
+
 1 @ 0x497721
 `
 	n, err := countGoroutines(profile)
-	if err != nil || n != 5 {
-		t.Errorf("countGoroutines = %d, %v; want 5 (3 serving connections, 2 in fastpath's code)", n, err)
+	if err != nil || n != 6 {
+		t.Errorf("countGoroutines = %d, %v; want 6 (2 in fastpath's handlers, 4 in its middleware; not the connections, the accept loop or the examples' code)", n, err)
 	}
 	if _, err := countGoroutines("not a profile"); err == nil {
 		t.Error("countGoroutines accepted a non-profile")

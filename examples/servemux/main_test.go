@@ -6,14 +6,9 @@ import (
 	"github.com/fastpath-go/fastpath/examples/internal/exampletest"
 )
 
+// TestServeMux checks what TestFileServer does; ServeMux records the
+// pattern as the route, and there is no chi RequestID.
 func TestServeMux(t *testing.T) {
-	exampletest.Check(t, run, "/files/", false)
-}
-
-func TestServeMuxOTLP(t *testing.T) {
-	exampletest.CheckOTLP(t, run)
-}
-
-func TestServeMuxMetricsAddr(t *testing.T) {
-	exampletest.CheckMetricsAddr(t, run)
+	exampletest.Run(t, example, exampletest.Want{
+		Package: "github.com/fastpath-go/fastpath/examples/servemux", Route: "/files/", Chi: false})
 }

@@ -2,17 +2,22 @@ package zerocopy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fastpath-go/fastpath/internal/connreg"
 )
 
-// Listener wraps the connections an inner listener accepts in a *Conn.
+// Listener wraps the connections an inner listener accepts in a *Conn,
+// except a *tls.Conn (from a TLS listener inside it), which it returns
+// unchanged: net/http serves TLS, HTTP/2 and r.TLS only for a *tls.Conn it
+// sees as such, and crypto/tls never hands a file to sendfile, so there is
+// nothing to count.
 type Listener struct {
 	net.Listener
 }
@@ -29,6 +34,9 @@ func (l Listener) Accept() (net.Conn, error) {
 			}
 			return nil, err
 		}
+		if _, ok := c.(*tls.Conn); ok {
+			return c, nil
+		}
 		return NewConn(c), nil
 	}
 }
@@ -37,12 +45,6 @@ func (l Listener) Accept() (net.Conn, error) {
 func descriptorsOut(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
-
-// conns maps the local address value a Conn reports to the Conn, so code that
-// only holds a request context can find its connection: net/http stores
-// Conn.LocalAddr() in the context under http.LocalAddrContextKey, and each
-// Conn reports an address value of its own.
-var conns sync.Map // net.Addr (a pointer, compared by identity) -> *Conn
 
 // openConns counts the Conns open, and sources the Sources being moved (each
 // a socket): they bound the descriptors in use from below where the numbers
@@ -74,37 +76,19 @@ var (
 func NewConn(c net.Conn) *Conn {
 	zc := &Conn{Conn: c}
 	openConns.Add(1)
-	// A fresh address value per connection makes the registry key unique even
-	// when an inner Conn shares one address value between connections.
-	switch a := c.LocalAddr().(type) {
-	case *net.TCPAddr:
-		cp := *a
-		zc.laddr = &cp
-	case *net.UnixAddr:
-		cp := *a
-		zc.laddr = &cp
-	default:
-		zc.laddr = a // not registered: FromContext reports nothing for it
-		return zc
-	}
-	conns.Store(zc.laddr, zc)
+	// A fresh address value per connection (connreg's) is how a request,
+	// which holds only that value, finds the Conn, even when an inner Conn
+	// shares one address value between connections.
+	zc.laddr = connreg.Register(zc, c.LocalAddr())
 	return zc
 }
 
 // FromContext returns the Conn a request arrived on, or nil when the request
-// did not come through a Listener (or its connection is closed).
+// did not come through a Listener (or its connection is closed). A wrapper
+// above the Conn registered in internal/connreg (a ktls.Conn, say) leads to
+// it too.
 func FromContext(ctx context.Context) *Conn {
-	a, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
-	if a == nil {
-		return nil
-	}
-	switch a.(type) {
-	case *net.TCPAddr, *net.UnixAddr:
-	default:
-		return nil
-	}
-	c, _ := conns.Load(a)
-	zc, _ := c.(*Conn)
+	zc, _ := connreg.FindInContext[*Conn](ctx)
 	return zc
 }
 
@@ -125,7 +109,7 @@ func (c *Conn) NetConn() net.Conn { return c.Conn }
 // Close closes the connection and removes it from the registry.
 func (c *Conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		conns.Delete(c.laddr)
+		connreg.Unregister(c.laddr)
 		openConns.Add(-1)
 	}
 	return c.Conn.Close()

@@ -2,6 +2,7 @@ package zerocopy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/fastpath-go/fastpath/internal/connreg"
 )
 
 // pair returns a server-side Conn accepted through Listener and the client
@@ -159,6 +162,63 @@ func TestFromContext(t *testing.T) {
 	server.Close()
 	if got := FromContext(ctx); got != nil {
 		t.Errorf("FromContext after Close = %p, want nil", got)
+	}
+}
+
+// above is a wrapper registered above a Conn, as ktls.Conn is.
+type above struct {
+	net.Conn
+	laddr net.Addr
+}
+
+func (a *above) LocalAddr() net.Addr { return a.laddr }
+func (a *above) NetConn() net.Conn   { return a.Conn }
+
+// TestFromContextThroughAWrapper checks that a request on a connection
+// wrapped above the Conn, which net/http knows by the wrapper's address,
+// still finds the Conn.
+func TestFromContextThroughAWrapper(t *testing.T) {
+	server, _ := pair(t)
+	w := &above{Conn: server}
+	w.laddr = connreg.Register(w, server.LocalAddr())
+	defer connreg.Unregister(w.laddr)
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, w.LocalAddr())
+	if got := FromContext(ctx); got != server {
+		t.Fatalf("FromContext through a wrapper = %p, want %p", got, server)
+	}
+}
+
+// TestListenerLeavesTLSConns checks that Listener returns a *tls.Conn from
+// a TLS listener inside it unchanged, so net/http still serves it as TLS
+// (r.TLS, HTTP/2), and wraps any other connection.
+func TestListenerLeavesTLSConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tl := Listener{Listener: tls.NewListener(ln, &tls.Config{})}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := tl.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := <-accepted
+	defer c.Close()
+	if _, ok := c.(*tls.Conn); !ok {
+		t.Errorf("Accept returned %T for a TLS connection, want it unchanged (*tls.Conn)", c)
+	}
+	server, _ := pair(t)
+	if _, ok := net.Conn(server).(*Conn); !ok {
+		t.Errorf("Accept returned %T for a TCP connection, want *Conn", server)
 	}
 }
 

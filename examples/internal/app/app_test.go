@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,51 +49,63 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-type fakeAddr string
-
-func (a fakeAddr) Network() string { return "tcp" }
-func (a fakeAddr) String() string  { return string(a) }
-
 // TestBanner checks the banner for hostile and plain file names, with and
-// without listings, and runs each printed curl command's URL through a real
-// shell: it must come out as the one argument printed, running nothing.
+// without listings, and the download it suggests: the smallest file larger
+// than 512 bytes, with the sendfile bytes its log line will show. It runs
+// each printed curl command's URL through a real shell: it must come out as
+// the one argument printed, running nothing.
 func TestBanner(t *testing.T) {
 	const (
 		base    = "http://127.0.0.1:8080"
 		metrics = "http://127.0.0.1:9464/metrics"
-		curl    = "  curl -r 0-99 -o /dev/null -w '%{http_code} %{size_download}\\n' "
+		curl    = "  curl -o /dev/null -w '%{http_code} %{size_download}\\n' "
+		small   = "try a download of a file larger than 512 bytes (net/http writes the first 512 bytes of a body itself, so a smaller one shows fastpath.response.sendfile.size 0):"
 	)
+	shows := func(n int) string {
+		return fmt.Sprintf("try a download; its log line shows fastpath.response.sendfile.size %d, all but the first 512 bytes, which net/http writes itself:", n)
+	}
 	tests := []struct {
 		name    string
-		files   []string
+		files   map[string]int // name: size
 		listing bool
 		files1  string // the files line
+		try     string // the line before the curl command
 		url     string // the URL in the curl command, unquoted
 	}{
 		{
-			name: "plain", files: []string{"readme.txt", "big.bin"},
-			files1: "  files:   " + base + "/files/big.bin (directory listings are off; -list turns them on)",
-			url:    base + "/files/big.bin",
+			name: "smallest past 512 bytes", files: map[string]int{"readme.txt": 100, "big.bin": 4096, "mid.bin": 2000},
+			files1: "  files:   " + base + "/files/mid.bin (directory listings are off; -list turns them on)",
+			try:    shows(1488), url: base + "/files/mid.bin",
 		},
 		{
-			name: "listing", files: []string{"readme.txt"}, listing: true,
+			name: "512 bytes is too few", files: map[string]int{"a.bin": 512, "b.bin": 513},
+			files1: "  files:   " + base + "/files/b.bin (directory listings are off; -list turns them on)",
+			try:    shows(1), url: base + "/files/b.bin",
+		},
+		{
+			name: "only small files", files: map[string]int{"b.txt": 5, "a.txt": 512},
+			files1: "  files:   " + base + "/files/a.txt (directory listings are off; -list turns them on)",
+			try:    small, url: base + "/files/a.txt",
+		},
+		{
+			name: "listing", files: map[string]int{"readme.txt": 600}, listing: true,
 			files1: "  files:   " + base + "/files/",
-			url:    base + "/files/readme.txt",
+			try:    shows(88), url: base + "/files/readme.txt",
 		},
 		{
-			name: "command substitution", files: []string{"$(touch x)"},
+			name: "command substitution", files: map[string]int{"$(touch x)": 1000},
 			files1: "  files:   " + base + "/files/$%28touch%20x%29 (directory listings are off; -list turns them on)",
-			url:    base + "/files/$%28touch%20x%29",
+			try:    shows(488), url: base + "/files/$%28touch%20x%29",
 		},
 		{
-			name: "quote and backquote", files: []string{"a'`touch x`'b"},
+			name: "quote and backquote", files: map[string]int{"a'`touch x`'b": 1},
 			files1: "  files:   " + base + "/files/a%27%60touch%20x%60%27b (directory listings are off; -list turns them on)",
-			url:    base + "/files/a%27%60touch%20x%60%27b",
+			try:    small, url: base + "/files/a%27%60touch%20x%60%27b",
 		},
 		{
-			name: "hidden, backslash and newline skipped", files: []string{".env", "a\\b", "a\nb"},
+			name: "hidden, backslash and newline skipped", files: map[string]int{".env": 1000, "a\\b": 1000, "a\nb": 1000},
 			files1: "  files:   " + base + "/files/NAME (the directory has no file to show; -list turns listings on)",
-			url:    base + "/files/FILE",
+			try:    small, url: base + "/files/FILE",
 		},
 	}
 	for _, tt := range tests {
@@ -102,19 +115,19 @@ func TestBanner(t *testing.T) {
 			if err := os.Mkdir(root, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			for _, f := range tt.files {
-				if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
+			for f, size := range tt.files {
+				if err := os.WriteFile(filepath.Join(root, f), make([]byte, size), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
 			var b strings.Builder
-			banner(&b, fakeAddr("127.0.0.1:8080"), metrics, root, tt.listing)
+			banner(&b, base, metrics, root, tt.listing, "")
 			want := strings.Join([]string{
-				"fastpath: serving " + root,
+				"fastpath: serving " + root + " on " + base + " (-addr picks another address)",
 				tt.files1,
 				"  metrics: " + metrics,
 				"  health:  " + base + "/healthz",
-				"try a range request:",
+				tt.try,
 				curl + shellQuote(tt.url),
 				"",
 			}, "\n")
@@ -142,5 +155,24 @@ func TestBanner(t *testing.T) {
 				t.Error("running the printed command created x")
 			}
 		})
+	}
+}
+
+// TestBannerHTTPS checks the banner of a server with -tls-cert: https URLs,
+// and a curl that trusts a self-signed certificate with --cacert, quoted.
+func TestBannerHTTPS(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.bin"), make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	banner(&b, "https://127.0.0.1:8443", "https://127.0.0.1:8443/metrics", root, false, "--cacert "+shellQuote("/etc/my cert.pem")+" ")
+	for _, want := range []string{
+		"fastpath: serving " + root + " on https://127.0.0.1:8443 (-addr picks another address)\n",
+		"  curl --cacert '/etc/my cert.pem' -o /dev/null -w '%{http_code} %{size_download}\\n' 'https://127.0.0.1:8443/files/a.bin'\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("banner:\n%s\nlacks:\n%s", b.String(), want)
+		}
 	}
 }

@@ -4,8 +4,31 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 )
+
+// splitHostPort splits "host:port", "[v6]:port" or a bare host; port is 0
+// when absent or invalid. It is the one parser of addresses here: the peer
+// address (r.RemoteAddr), the Host header, and each hop of a proxy header.
+func splitHostPort(hostport string) (host string, port int) {
+	if !strings.Contains(hostport, ":") {
+		return hostport, 0 // a bare name: SplitHostPort's error would allocate
+	}
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		// No port (or not host:port at all): the whole is the host, without
+		// the brackets of a bare IPv6 literal.
+		if len(hostport) > 1 && hostport[0] == '[' && hostport[len(hostport)-1] == ']' {
+			return hostport[1 : len(hostport)-1], 0
+		}
+		return hostport, 0
+	}
+	if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+		port = int(n)
+	}
+	return host, port
+}
 
 // trustedProxy is the configuration of WithTrustedProxy.
 type trustedProxy struct {
@@ -13,11 +36,12 @@ type trustedProxy struct {
 	proxies []netip.Prefix
 }
 
-// clientAddress returns the client.address of r: the host of r.RemoteAddr,
+// clientAddress returns the client.address of r: the host of r.RemoteAddr
+// (the peer address, unless a middleware before this one rewrote it),
 // unless WithTrustedProxy is set, the peer is a trusted proxy, and the proxy
 // header names a valid address.
 func (c *config) clientAddress(r *http.Request) string {
-	peer := clientAddress(r)
+	peer, _ := splitHostPort(r.RemoteAddr)
 	if c.proxy == nil {
 		return peer
 	}
@@ -71,12 +95,8 @@ func (p *trustedProxy) fromHeader(h http.Header) (netip.Addr, bool) {
 // parseHop parses one address of a proxy header: an IP, optionally with a
 // port, IPv6 optionally in brackets, optionally quoted (Forwarded).
 func parseHop(s string) (netip.Addr, bool) {
-	s = strings.Trim(strings.TrimSpace(s), `"`)
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		s = host
-	}
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	ip, err := netip.ParseAddr(s)
+	host, _ := splitHostPort(strings.Trim(strings.TrimSpace(s), `"`))
+	ip, err := netip.ParseAddr(host)
 	if err != nil || ip.Zone() != "" {
 		return netip.Addr{}, false
 	}

@@ -40,6 +40,12 @@ func TestClientAddress(t *testing.T) {
 			values: http.Header{"Forwarded": {`for=_hidden`}}, want: "10.1.2.3"},
 		{name: "IPv4-mapped peer", header: "X-Forwarded-For", remote: "[::ffff:10.1.2.3]:80",
 			values: http.Header{"X-Forwarded-For": {"203.0.113.9"}}, want: "203.0.113.9"},
+		{name: "bracketed IPv6 hop without port", header: "X-Forwarded-For", remote: "10.1.2.3:80",
+			values: http.Header{"X-Forwarded-For": {"[2001:db8::9]"}}, want: "2001:db8::9"},
+		{name: "unmatched bracket stops the walk", header: "X-Forwarded-For", remote: "10.1.2.3:80",
+			values: http.Header{"X-Forwarded-For": {"203.0.113.9, [2001:db8::9"}}, want: "10.1.2.3"},
+		{name: "zoned hop stops the walk", header: "X-Forwarded-For", remote: "10.1.2.3:80",
+			values: http.Header{"X-Forwarded-For": {"203.0.113.9, fe80::1%eth0"}}, want: "10.1.2.3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,5 +85,30 @@ func TestWithTrustedProxyPanics(t *testing.T) {
 			}()
 			WithTrustedProxy(tt.header, tt.proxies...)
 		})
+	}
+}
+
+// TestSplitHostPort checks the one address parser: server.address and
+// server.port from Host, the peer address, and proxy header hops.
+func TestSplitHostPort(t *testing.T) {
+	tests := []struct {
+		in   string
+		host string
+		port int
+	}{
+		{"example.com", "example.com", 0},
+		{"example.com:8080", "example.com", 8080},
+		{"127.0.0.1:1234", "127.0.0.1", 1234},
+		{"[::1]:443", "::1", 443},
+		{"[::1]", "::1", 0},
+		{"example.com:notaport", "example.com", 0},
+		{"example.com:70000", "example.com", 0},
+		{"", "", 0},
+		{"a:b:c", "a:b:c", 0},
+	}
+	for _, tt := range tests {
+		if host, port := splitHostPort(tt.in); host != tt.host || port != tt.port {
+			t.Errorf("splitHostPort(%q) = %q, %d; want %q, %d", tt.in, host, port, tt.host, tt.port)
+		}
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // selfSigned returns a throwaway certificate for 127.0.0.1, ::1 and
-// localhost, for loopback TLS tests.
+// localhost, for the TLS servers the end-to-end tests run as child processes
+// (the kit itself uses httptest's).
 func selfSigned() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

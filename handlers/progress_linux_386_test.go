@@ -1,5 +1,3 @@
-//go:build unix && (!linux || 386)
-
 package handlers
 
 // connProgressUnavailable tells the tests whether connProgress measures the
