@@ -376,9 +376,20 @@ func TestProxyEndToEndStrace(t *testing.T) {
 			if got, _ := pspan[proxy.BodyKey].(string); got != tt.wantPath {
 				t.Errorf("%s = %q, want %q", proxy.BodyKey, got, tt.wantPath)
 			}
-			if got, _ := pspan[proxy.CopyReasonKey].(string); middleware.CopyReason(got) != tt.wantReason {
-				t.Errorf("%s = %q, want %q", proxy.CopyReasonKey, got, tt.wantReason)
+			// Why the proxy copied is in each of its records, and the
+			// copied bytes (all but what net/http writes itself) in the
+			// metric that the FastpathZeroCopyLost alert breaks down.
+			if got, _ := plog[middleware.CopyReasonKey].(string); middleware.CopyReason(got) != tt.wantReason {
+				t.Errorf("proxy log %s = %q, want %q", middleware.CopyReasonKey, got, tt.wantReason)
 			}
+			if got, _ := pspan[middleware.CopyReasonKey].(string); middleware.CopyReason(got) != tt.wantReason {
+				t.Errorf("proxy span %s = %q, want %q", middleware.CopyReasonKey, got, tt.wantReason)
+			}
+			var wantCopied int64
+			if tt.wantReason != "" {
+				wantCopied = n - wantSplice - sniffLen
+			}
+			exact("proxy metric copied size", rep.Proxy.Metrics[middleware.CopiedSizeMetric], wantCopied)
 
 			sum, err := strace.ParseFile(trace)
 			if err != nil {

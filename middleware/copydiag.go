@@ -144,6 +144,15 @@ func (rec *record) copyReason() (CopyReason, string) {
 		// Write below a wrapper that fastpath's handlers did not see.
 		return "", ""
 	}
+	if sf, ok := rec.sendfile(); ok {
+		if sp, _ := rec.splice(); sf+sp >= rec.body {
+			// All of it went zero-copy, however small: net/http writes
+			// the first 512 bytes itself only while the head is unsent,
+			// and a handler that flushes the head first (the proxy
+			// does) has even those spliced.
+			return "", ""
+		}
+	}
 	encoded := cp.told && rec.encodedByOther()
 	switch {
 	case rec.body <= sniffLen:

@@ -36,8 +36,8 @@ const (
 const (
 	// CopyReasonSmallBody: the body is at most 512 bytes, which net/http
 	// writes itself (it sniffs a Content-Type from them) before it hands
-	// anything to sendfile or splice. Not a loss: nothing can send such a
-	// body zero-copy through net/http.
+	// anything to sendfile or splice, unless the head was flushed first.
+	// Not a loss: the system calls saved on so few bytes are none.
 	CopyReasonSmallBody CopyReason = "small_body"
 )
 

@@ -161,7 +161,9 @@
 // wrapper that hides io.ReaderFrom, say) looks to fastpath like a handler
 // writing bytes it made: fastpath then says nothing rather than guess. A
 // body of at most 512 bytes, which net/http writes itself, is recorded as
-// CopyReasonSmallBody in logs and spans but never counted as a copy. The
+// CopyReasonSmallBody in logs and spans but never counted as a copy; with
+// Listener, a body that went zero-copy whole (the proxy flushes the head
+// first, so even a small one does) has no reason at all. The
 // diagnosis costs the fast path a field store and, with Listener, four
 // atomic loads per ReadFrom; a copied response pays for the rest.
 //

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fastpath-go/fastpath/internal/copynote"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -243,6 +244,7 @@ func (b *socketBody) spliceable() (io.ReaderFrom, middleware.CopyReason) {
 type target struct {
 	w            http.ResponseWriter
 	span         trace.Span
+	rec          copynote.Recorder     // the request's record, nil without a fastpath middleware
 	clientReason middleware.CopyReason // why the client connection cannot take a splice
 	body         *socketBody           // the body ReverseProxy copies, bound in ModifyResponse
 
@@ -264,9 +266,18 @@ func (tg *target) noteSplice() {
 	}
 }
 
+// noteCopy says that the body is copied, and why: on the span, and to the
+// request's record, which puts the reason in the log record, the copied
+// bytes metric and its span (middleware.CopyReasonKey) like a handler's.
+// The span gets the key too, for a span no fastpath middleware ends (one of
+// otelhttp, say); where one does, it sets the same value again, or
+// CopyReasonSmallBody for a body net/http writes itself anyway.
 func (tg *target) noteCopy(reason middleware.CopyReason) {
 	if !tg.noted {
 		tg.noted = true
-		tg.span.SetAttributes(attribute.String(BodyKey, "copy"), attribute.String(CopyReasonKey, string(reason)))
+		tg.span.SetAttributes(attribute.String(BodyKey, "copy"), attribute.String(middleware.CopyReasonKey, string(reason)))
+		if tg.rec != nil {
+			tg.rec.Copied(string(reason))
+		}
 	}
 }

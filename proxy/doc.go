@@ -2,9 +2,8 @@
 // upstream socket to the client socket by splice(2): [ReverseProxy] serves
 // with an httputil.ReverseProxy's semantics, [Transport] is the HTTP/1.1
 // client it reaches plain-http upstreams through (whose round trip fails
-// with [ErrResponseHeaderTimeout] when a head is late), and [BodyKey],
-// [CopyReasonKey] and [UpstreamErrorKey] say on the request's span how each
-// body went.
+// with [ErrResponseHeaderTimeout] when a head is late), and [BodyKey] and
+// [UpstreamErrorKey] say on the request's span how each body went.
 //
 // # Usage
 //
@@ -54,10 +53,12 @@
 // body; a plain TCP HTTP/1.x client; and every ResponseWriter wrapper
 // between the server and the proxy keeping io.ReaderFrom and the upstream's
 // Content-Length and Content-Encoding. Anything else is copied, correctly,
-// and the span in the request context says so: [BodyKey] is "splice" or
-// "copy" and, for a copy, [CopyReasonKey] is the [middleware.CopyReason]
-// that stood in the way (the closed set, each value explained, is in
-// package middleware). A response ReverseProxy flushes as it copies
+// and says so: [BodyKey] on the span in the request context is "splice" or
+// "copy" and, for a copy, the [middleware.CopyReason] that stood in the way
+// (the closed set, each value explained, is in package middleware) is
+// middleware.CopyReasonKey on that span and, under fastpath's middlewares,
+// in the request's log record and copied-bytes metric, as for a file
+// handler's body (see "Why a body was copied" in package middleware). A response ReverseProxy flushes as it copies
 // (rp.FlushInterval not zero, or a text/event-stream body) is copied,
 // middleware.CopyReasonFlushInterval: ReverseProxy's flush timer calls
 // Flush from a goroutine of its own, which must not run beside a splice
@@ -99,7 +100,7 @@
 // httputil.ReverseProxy would serve.
 //
 // A body that gets no pipe, or loses it, is copied from there on, and
-// [CopyReasonKey] says why: middleware.CopyReasonPipeSmall (the kernel made
+// its copy reason says why: middleware.CopyReasonPipeSmall (the kernel made
 // a pipe under 32 KiB, which takes more system calls than the copy: the
 // user's pipe pages are spent, by this process or another),
 // middleware.CopyReasonPipeBudget (this process's pipes hold its share),

@@ -169,9 +169,21 @@ func spanAttr(s tracetest.SpanStub, key string) string {
 	return ""
 }
 
-// copyReason returns the span's CopyReasonKey, "" when absent.
+// copyReason returns the span's middleware.CopyReasonKey, "" when absent.
 func copyReason(s tracetest.SpanStub) middleware.CopyReason {
-	return middleware.CopyReason(spanAttr(s, CopyReasonKey))
+	return middleware.CopyReason(spanAttr(s, middleware.CopyReasonKey))
+}
+
+// checkCopyReason checks that the log record and the span of a request both
+// say the body was copied for want ("" for not copied).
+func checkCopyReason(t *testing.T, rec map[string]any, span tracetest.SpanStub, want middleware.CopyReason) {
+	t.Helper()
+	if got := copyReason(span); got != want {
+		t.Errorf("span %s = %q, want %q", middleware.CopyReasonKey, got, want)
+	}
+	if got, _ := rec[middleware.CopyReasonKey].(string); middleware.CopyReason(got) != want {
+		t.Errorf("log %s = %q, want %q", middleware.CopyReasonKey, got, want)
+	}
 }
 
 // gzipString returns s compressed with gzip.

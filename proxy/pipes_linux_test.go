@@ -274,8 +274,8 @@ func TestPipesTooSmall(t *testing.T) {
 		if logs[i]["error.type"] != nil || logs[i][middleware.SpliceSizeKey] != 0.0 || logs[i]["http.response.body.size"] != float64(len(data["big.bin"])) {
 			t.Errorf("record %v, want the whole body copied", logs[i])
 		}
-		if spans[i][BodyKey] != "copy" || spans[i][CopyReasonKey] != string(middleware.CopyReasonPipeSmall) {
-			t.Errorf("span %v, want %s copy, %s %s", spans[i], BodyKey, CopyReasonKey, middleware.CopyReasonPipeSmall)
+		if spans[i][BodyKey] != "copy" || spans[i][middleware.CopyReasonKey] != string(middleware.CopyReasonPipeSmall) {
+			t.Errorf("span %v, want %s copy, %s %s", spans[i], BodyKey, middleware.CopyReasonKey, middleware.CopyReasonPipeSmall)
 		}
 	}
 }
@@ -403,7 +403,7 @@ func TestPipesUnderDescriptorLimit(t *testing.T) {
 			reasons := map[any]int{}
 			spliced := 0
 			for _, sp := range spans {
-				reasons[sp[CopyReasonKey]]++
+				reasons[sp[middleware.CopyReasonKey]]++
 			}
 			for _, rec := range logs {
 				if rec[middleware.SpliceSizeKey].(float64) > 0 {

@@ -8,12 +8,14 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fastpath-go/fastpath/internal/copynote"
 	"github.com/fastpath-go/fastpath/middleware"
 )
 
 // Span attributes [ReverseProxy] sets on the span in the request context
 // (the server span of middleware.Tracing, say), saying how a response body
-// went and why.
+// went. Why a body was copied is middleware.CopyReasonKey, in the request's
+// records (see "What keeps the splice" in the package documentation).
 const (
 	// BodyKey is "splice" when the body was handed to the client
 	// ResponseWriter as the upstream socket, and "copy" when it went
@@ -21,8 +23,6 @@ const (
 	// splice it is fastpath.response.splice.size (middleware.Listener).
 	// Responses without a body carry neither.
 	BodyKey = "fastpath.proxy.body"
-	// CopyReasonKey says why a body was copied: a [middleware.CopyReason].
-	CopyReasonKey = "fastpath.proxy.copy_reason"
 	// UpstreamErrorKey says how an upstream failed mid-body: "closed"
 	// (it closed the connection early), "reset" or "timeout". The error
 	// itself is recorded on the span as an exception event.
@@ -83,7 +83,7 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tg := &target{w: w, span: trace.SpanFromContext(r.Context())}
+	tg := &target{w: w, span: trace.SpanFromContext(r.Context()), rec: copynote.From(r.Context())}
 	switch {
 	case r.ProtoMajor >= 2:
 		tg.clientReason = middleware.CopyReasonClientHTTP2

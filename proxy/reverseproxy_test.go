@@ -79,9 +79,10 @@ func TestReverseProxySplices(t *testing.T) {
 		status   int
 		body     []byte
 		splice   int64
-		path     string // fastpath.proxy.body
-		reason   middleware.CopyReason
+		path     string                // fastpath.proxy.body
+		reason   middleware.CopyReason // in the log record and on the span
 		encoding string
+		plain    []byte // the body once decoded, for encoding "gzip"
 	}
 	tests := []struct {
 		name string
@@ -95,6 +96,7 @@ func TestReverseProxySplices(t *testing.T) {
 		{name: "range", path: "/big.bin", hdr: []string{"Range", "bytes=1000-700999"},
 			want: want{status: 206, body: data[1000:701000], splice: 700000, path: "splice"}},
 		{name: "suffix range", path: "/big.bin", hdr: []string{"Range", "bytes=-10"},
+			// The head is flushed first, so even 10 bytes are spliced.
 			want: want{status: 206, body: data[len(data)-10:], splice: 10, path: "splice"}},
 		{name: "HEAD has no body", path: "/big.bin", hdr: []string{"X-Method", "HEAD"},
 			want: want{status: 200, body: []byte{}, splice: 0}},
@@ -106,8 +108,13 @@ func TestReverseProxySplices(t *testing.T) {
 			}},
 			want: want{status: 200, body: data, path: "copy", reason: middleware.CopyReasonNoReadFrom}},
 		{name: "a middleware compresses", path: "/small.txt", hdr: []string{"Accept-Encoding", "gzip"},
-			o:    proxyOpts{inner: chimw.Compress(5, "text/plain")},
-			want: want{status: 200, body: nil, path: "copy", reason: middleware.CopyReasonEncoded, encoding: "gzip"}},
+			o: proxyOpts{inner: chimw.Compress(5, "text/plain")},
+			// The compressed body is under 512 bytes.
+			want: want{status: 200, body: nil, path: "copy", reason: middleware.CopyReasonSmallBody, encoding: "gzip",
+				plain: []byte(strings.Repeat("text ", 2000))}},
+		{name: "a middleware compresses a large body", path: "/big.bin", hdr: []string{"Accept-Encoding", "gzip"},
+			o:    proxyOpts{inner: chimw.Compress(1, "application/octet-stream")},
+			want: want{status: 200, body: nil, path: "copy", reason: middleware.CopyReasonEncoded, encoding: "gzip", plain: data}},
 		{name: "a transport of the user's", path: "/big.bin",
 			o:    proxyOpts{rp: func(rp *httputil.ReverseProxy) { rp.Transport = &http.Transport{} }},
 			want: want{status: 200, body: data, path: "copy", reason: middleware.CopyReasonTransport}},
@@ -165,7 +172,7 @@ func TestReverseProxySplices(t *testing.T) {
 					t.Fatal(err)
 				}
 				plain, _ := io.ReadAll(zr)
-				if string(plain) != strings.Repeat("text ", 2000) {
+				if !bytes.Equal(plain, tt.want.plain) {
 					t.Errorf("decompressed body differs")
 				}
 			}
@@ -185,9 +192,7 @@ func TestReverseProxySplices(t *testing.T) {
 			if got := spanAttr(span, BodyKey); got != tt.want.path {
 				t.Errorf("%s = %q, want %q", BodyKey, got, tt.want.path)
 			}
-			if got := copyReason(span); got != tt.want.reason {
-				t.Errorf("%s = %q, want %q", CopyReasonKey, got, tt.want.reason)
-			}
+			checkCopyReason(t, rec, span, tt.want.reason)
 		})
 	}
 }
@@ -230,8 +235,9 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 			wantStatus: 200, wantBody: body, wantSplice: 100000, wantDials: 2},
 		{name: "HTTP/1.0 without keep-alive", first: strings.Replace(head(""), "HTTP/1.1", "HTTP/1.0", 1) + body,
 			wantStatus: 200, wantBody: body, wantSplice: 100000, wantDials: 2},
-		{name: "chunked", first: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-			wantStatus: 200, wantBody: "hello world", wantReason: middleware.CopyReasonChunked, wantDials: 1},
+		{name: "chunked", first: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"190\r\n" + body[:400] + "\r\n190\r\n" + body[400:800] + "\r\n0\r\n\r\n",
+			wantStatus: 200, wantBody: body[:800], wantReason: middleware.CopyReasonChunked, wantDials: 1},
 		{name: "no length: until close", first: "HTTP/1.1 200 OK\r\n\r\n" + body, closeAfter: true,
 			wantStatus: 200, wantBody: body, wantReason: middleware.CopyReasonUnknownLength, wantDials: 2},
 		{name: "gzip passes through as sent", first: "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n" + gzipString("hello")[:20],
@@ -311,9 +317,7 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 					t.Errorf("span status %v, events %v: want Error with the upstream's error recorded", span.Status, span.Events)
 				}
 			}
-			if got := copyReason(span); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q", CopyReasonKey, got, tt.wantReason)
-			}
+			checkCopyReason(t, rec, span, tt.wantReason)
 			// The next request must get its own response, never bytes of
 			// the first.
 			resp2, got2, err := get(t, e, "/y")
@@ -849,9 +853,7 @@ func TestReverseProxyFlushes(t *testing.T) {
 			if got := spanAttr(span, BodyKey); got != tt.wantPath {
 				t.Errorf("%s = %q, want %q", BodyKey, got, tt.wantPath)
 			}
-			if got := copyReason(span); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q", CopyReasonKey, got, tt.wantReason)
-			}
+			checkCopyReason(t, rec, span, tt.wantReason)
 			if got := num(rec, "fastpath.response.splice.size"); got != tt.wantSplice {
 				t.Errorf("recorded splice %d, want %d", got, tt.wantSplice)
 			}
