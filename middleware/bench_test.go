@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
@@ -205,8 +204,8 @@ func BenchmarkFloor(b *testing.B) {
 				slog.String("http.route", "/users/{id}"),
 				slog.Int("http.response.status_code", 200),
 				slog.Int64("http.response.body.size", 5),
-				slog.Duration("duration", 1500*time.Microsecond),
-				slog.Duration("ttfb", 1200*time.Microsecond),
+				slog.Float64("duration_ms", 1.5),
+				slog.Float64("ttfb_ms", 1.2),
 				slog.String("client.address", "192.0.2.1"),
 				slog.String("user_agent.original", "bench/1.0"),
 				slog.String("network.protocol.version", "1.1"),

@@ -20,13 +20,20 @@ const sniffLen = 512
 // copyState is what the record keeps to tell why a body was copied (see
 // "Why a body was copied" in the package documentation). Nothing in it costs
 // the fast path more than a field store: the diagnosis runs once a copy is
-// known, or once the request is done.
+// known, or once the request is done, and what it needs beyond these fields
+// is allocated only for a response that is being copied (copyDetail).
 type copyState struct {
 	userTLS bool // net/http served the request over crypto/tls
 	http2   bool // the request came over HTTP/2
+	done    bool // reason and d.wrapper are decided
 
-	src io.Reader // the first source handed to ReadFrom through the record's writer
+	src    io.Reader // the first source handed to ReadFrom through the record's writer
+	reason CopyReason
+	d      *copyDetail // nil until a fastpath handler or the ReadFrom hook tells of a copy
+}
 
+// copyDetail is the part of copyState a copied response needs.
+type copyDetail struct {
 	// What a fastpath handler told of the writer it handed a file to: the
 	// chain of writers from that one down to net/http's (Unwrap), whether
 	// it had io.ReaderFrom, how many of the chain are above the record's
@@ -45,16 +52,22 @@ type copyState struct {
 	found CopyReason // what the ReadFrom hook found when it saw bytes copied
 	below bool       // the hook saw bytes copied below it, from a regular file
 
-	done    bool // reason and wrapper are decided
-	reason  CopyReason
-	wrapper string
+	wrapper string // the writer to blame, once decided
+}
+
+// detail returns the copyDetail, making it on first use.
+func (cp *copyState) detail() *copyDetail {
+	if cp.d == nil {
+		cp.d = new(copyDetail)
+	}
+	return cp.d
 }
 
 // FileBody implements copynote.Recorder: a fastpath handler is handing a
 // file body to w, which may not take it to sendfile. It walks w's chain of
 // writers now, while every one of them is live (see copyState).
 func (rec *record) FileBody(w http.ResponseWriter, encoding string) {
-	cp := &rec.cp
+	cp := rec.cp.detail()
 	if cp.told {
 		return
 	}
@@ -88,14 +101,14 @@ func (rec *record) FileBody(w http.ResponseWriter, encoding string) {
 // one every wrapper shares, or the compressor's own when it is outside).
 func (rec *record) encodedByOther() bool {
 	ce := rec.rw.Header().Get("Content-Encoding")
-	return ce != "" && !strings.EqualFold(ce, rec.cp.fileEnc)
+	return ce != "" && !strings.EqualFold(ce, rec.cp.d.fileEnc)
 }
 
 // Copied implements copynote.Recorder: a fastpath handler copied a body for
 // reason. The first one said stands.
 func (rec *record) Copied(reason string) {
-	if rec.cp.noted == "" {
-		rec.cp.noted = CopyReason(reason)
+	if d := rec.cp.detail(); d.noted == "" {
+		d.noted = CopyReason(reason)
 	}
 }
 
@@ -119,10 +132,11 @@ func (rec *record) readFrom(src io.Reader, next func(io.Reader) (int64, error)) 
 	zc0, counted := rec.zeroCopied()
 	n, err := next(src)
 	rec.wrote(n, err)
-	if counted && rec.cp.found == "" && !rec.cp.below {
+	if counted && (rec.cp.d == nil || rec.cp.d.found == "" && !rec.cp.d.below) {
 		if zc, _ := rec.zeroCopied(); n-(zc-zc0) > sniffLen {
-			rec.cp.found = sourceReason(src, true)
-			rec.cp.below = rec.cp.found == "" && isFile(src)
+			d := rec.cp.detail()
+			d.found = sourceReason(src, true)
+			d.below = d.found == "" && isFile(src)
 		}
 	}
 	return n, err
@@ -134,11 +148,15 @@ func (rec *record) readFrom(src io.Reader, next func(io.Reader) (int64, error)) 
 // handler has returned.
 func (rec *record) copyReason() (CopyReason, string) {
 	cp := &rec.cp
+	d := cp.d
+	if d == nil {
+		d = &noDetail // read only: told, noted, found and below are unset
+	}
 	if cp.done {
-		return cp.reason, cp.wrapper
+		return cp.reason, d.wrapper
 	}
 	cp.done = true
-	if rec.hijacked || rec.head || rec.body == 0 || (cp.src == nil && !cp.told && cp.noted == "") {
+	if rec.hijacked || rec.head || rec.body == 0 || (cp.src == nil && !d.told && d.noted == "") {
 		// No body, or one fastpath never saw offered for zero-copy: a
 		// handler writing bytes it made, or one that copied a file through
 		// Write below a wrapper that fastpath's handlers did not see.
@@ -153,17 +171,17 @@ func (rec *record) copyReason() (CopyReason, string) {
 			return "", ""
 		}
 	}
-	encoded := cp.told && rec.encodedByOther()
+	encoded := d.told && rec.encodedByOther()
 	switch {
 	case rec.body <= sniffLen:
 		cp.reason = CopyReasonSmallBody
-	case cp.noted != "":
-		cp.reason = cp.noted
+	case d.noted != "":
+		cp.reason = d.noted
 	case cp.http2:
 		cp.reason = CopyReasonClientHTTP2
 	case cp.userTLS:
 		cp.reason = CopyReasonClientTLS
-	case cp.told && (encoded || !cp.fileRF || cp.src == nil):
+	case d.told && (encoded || !d.fileRF || cp.src == nil):
 		// The writer a fastpath handler gave the file to compresses, lacks
 		// io.ReaderFrom, or did not pass the file down to the record's
 		// ReadFrom: a wrapper between the two copied it. Without
@@ -173,13 +191,13 @@ func (rec *record) copyReason() (CopyReason, string) {
 		if encoded {
 			cp.reason = CopyReasonEncoded
 		}
-		chain := cp.chain
-		if cp.fileRF {
-			chain = chain[:cp.above]
+		chain := d.chain
+		if d.fileRF {
+			chain = chain[:d.above]
 		}
-		cp.wrapper = blame(chain)
-	case cp.found != "":
-		cp.reason = cp.found
+		d.wrapper = blame(chain) // d is cp.d: told is set
+	case d.found != "":
+		cp.reason = d.found
 	default:
 		// The source reached net/http: what it is, or its framing, may
 		// rule sendfile out whatever the connection (with Listener that
@@ -188,17 +206,20 @@ func (rec *record) copyReason() (CopyReason, string) {
 			cp.reason = r
 		} else if rec.declared < 0 && isFile(cp.src) {
 			cp.reason = CopyReasonChunked
-		} else if cp.below {
+		} else if d.below {
 			// A regular file, with a length, handed to a ReadFrom that
 			// copied it: a wrapper between fastpath and net/http that
 			// keeps io.ReaderFrom but copies in it (or hides it below).
 			if w := blame(chainOf(rec.rw)); w != "" {
-				cp.reason, cp.wrapper = CopyReasonNoReadFrom, w
+				cp.reason, d.wrapper = CopyReasonNoReadFrom, w // d is cp.d: below is set
 			}
 		}
 	}
-	return cp.reason, cp.wrapper
+	return cp.reason, d.wrapper
 }
+
+// noDetail stands for the copyDetail of a response nothing told of a copy.
+var noDetail copyDetail
 
 // copiedLoss returns the body bytes that were copied though they could have
 // gone zero-copy, for CopiedSizeMetric: the body less what sendfile and

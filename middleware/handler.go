@@ -39,12 +39,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, w, ctx, created := begin(w, r, h.routes)
-	if rec.tls != nil && r.TLS == nil {
+	if rec.ktls != nil && rec.ktls.fill && r.TLS == nil {
 		// Kernel TLS: net/http sees a plain connection and leaves r.TLS
 		// nil; the middlewares and the handler see the session, as they
 		// would with crypto/tls.
 		withTLS := *r
-		withTLS.TLS = rec.tls
+		withTLS.TLS = &rec.ktls.cs
 		r = &withTLS
 	}
 	passed := r

@@ -157,7 +157,7 @@ func (o *logger) end(rec *record, r *http.Request) {
 	if rec.hijacked {
 		attrs = append(attrs, slog.Bool(HijackedKey, true))
 	}
-	if rec.viaKTLS {
+	if rec.ktls != nil {
 		attrs = append(attrs, slog.Bool(KTLSKey, rec.ktls.Kernel))
 		if !rec.ktls.Kernel {
 			attrs = append(attrs, slog.String(KTLSFallbackKey, string(rec.ktls.Reason)))

@@ -53,12 +53,10 @@ type record struct {
 	span  trace.SpanContext          // the server span Tracing started, if any
 	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
-	conn      *zerocopy.Conn       // nil when the connection was not accepted by Listener
-	viaKTLS   bool                 // the connection was accepted by ktls.NewListener
-	ktls      ktls.State           // what it did with the connection
-	tls       *tls.ConnectionState // the session of a kernel TLS connection, for r.TLS
-	sendfile0 int64                // conn's sendfile count when the request started
-	splice0   int64                // conn's splice count when the request started
+	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
+	ktls      *ktlsConn      // nil unless the connection was accepted by ktls.NewListener
+	sendfile0 int64          // conn's sendfile count when the request started
+	splice0   int64          // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	own      http.ResponseWriter // the wrapper handed on
@@ -110,12 +108,20 @@ func (rec *record) connect(r *http.Request, c net.Conn) {
 		rec.splice0 = zc.Splice()
 	}
 	if st, ok := ktls.StateOf(c); ok {
-		rec.ktls, rec.viaKTLS = st, true
+		rec.ktls = &ktlsConn{State: st}
 		if kc, ok := connreg.Find[*ktls.Conn](c); ok && r.TLS == nil {
-			cs := kc.ConnectionState()
-			rec.tls = &cs
+			rec.ktls.cs = kc.ConnectionState()
+			rec.ktls.fill = true
 		}
 	}
+}
+
+// ktlsConn is what ktls.NewListener did with a request's connection, kept
+// apart from the record so that other connections do not carry its size.
+type ktlsConn struct {
+	ktls.State
+	fill bool                // r.TLS is to be cs: net/http did not set it
+	cs   tls.ConnectionState // the session of a kernel TLS connection
 }
 
 // finish is called by every fastpath middleware when its next handler has

@@ -217,7 +217,7 @@ func (t *tracing) end(rec *record, r *http.Request) {
 	if rec.hijacked {
 		attrs = append(attrs, attribute.Bool(HijackedKey, true))
 	}
-	if rec.viaKTLS {
+	if rec.ktls != nil {
 		attrs = append(attrs, attribute.Bool(KTLSKey, rec.ktls.Kernel))
 		if !rec.ktls.Kernel {
 			attrs = append(attrs, attribute.String(KTLSFallbackKey, string(rec.ktls.Reason)))
