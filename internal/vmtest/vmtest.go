@@ -20,7 +20,8 @@ import (
 
 // Environment variables the harness reads and sets.
 const (
-	// EnvGuest is set to "1" for the test binary running in the guest.
+	// EnvGuest is set to "1" for the test binary or program running in
+	// the guest.
 	EnvGuest = "FASTPATH_VMTEST_GUEST"
 	// EnvKernel names the kernel image package to boot instead of the one
 	// Config or DefaultMetapackage names.
@@ -30,8 +31,8 @@ const (
 	EnvCache = "FASTPATH_VMTEST_CACHE"
 )
 
-// InGuest reports whether the test binary runs inside a guest the harness
-// booted.
+// InGuest reports whether the test binary or program runs inside a guest
+// the harness booted.
 func InGuest() bool { return os.Getenv(EnvGuest) == "1" }
 
 // Config says what to build, which kernel to boot, and what to run.
@@ -39,6 +40,12 @@ type Config struct {
 	// Package is the package whose test binary runs in the guest, as go
 	// test takes it; "" is the current directory (the calling test's).
 	Package string
+	// Program, when set, is a main package, as go build takes it, that
+	// runs in the guest instead of a test binary: built with go build and
+	// CGO_ENABLED=0, started with Args only (Run must be empty). Its
+	// output and exit status come back in the Result as a test binary's
+	// do.
+	Program string
 	// Kernel is the Debian kernel image package to boot, such as
 	// "linux-image-6.1.0-57-amd64"; "" is what DefaultMetapackage depends
 	// on. EnvKernel overrides both.
@@ -50,8 +57,13 @@ type Config struct {
 	Modules []string
 	// Run is the -test.run pattern for the guest; "" runs every test.
 	Run string
-	// Args are more flags for the test binary.
+	// Args are more flags for the test binary, or the Program's arguments.
 	Args []string
+	// Files are more files for the guest, such as a dynamically linked
+	// program and its libraries (see Executable). A File at a path the
+	// harness uses itself (/init, /test, /program, /bin/busybox,
+	// /modules/...) is an error.
+	Files []File
 	// Timeout bounds the whole boot and run; 0 means 5 minutes. QEMU is
 	// killed when it passes.
 	Timeout time.Duration
@@ -62,15 +74,16 @@ type Config struct {
 // Result is what a guest run produced.
 type Result struct {
 	Kernel   string        // the kernel package booted
-	Output   string        // the test binary's output (stdout and stderr)
+	Output   string        // the test binary's or program's output (stdout and stderr)
 	Console  string        // everything the guest wrote to its console
-	ExitCode int           // the test binary's exit status
-	Build    time.Duration // building the test binary
-	Boot     time.Duration // from starting QEMU to the test binary's start
+	ExitCode int           // the test binary's or program's exit status
+	Build    time.Duration // building the test binary or program
+	Boot     time.Duration // from starting QEMU to the binary's start
 	Total    time.Duration // everything, preparation included
 }
 
-// Passed reports whether the guest's tests passed.
+// Passed reports whether the guest's tests passed (or the program exited
+// with status 0).
 func (r *Result) Passed() bool { return r.ExitCode == 0 }
 
 // UnavailableError says why the guest cannot run on this machine: a tool or
@@ -131,13 +144,21 @@ func Prepare(cfg Config) (string, error) {
 	return pkg, nil
 }
 
-// Run builds cfg.Package's test binary, boots the kernel with it in an
-// initramfs, runs it, and returns what it printed and its exit status. An
-// error means the run could not happen or did not finish (an
-// *UnavailableError when a tool or the kernel package is missing); failing
-// tests are a Result with a non-zero ExitCode.
+// Run builds cfg.Package's test binary (or cfg.Program), boots the kernel
+// with it and cfg.Files in an initramfs, runs it, and returns what it
+// printed and its exit status. An error means the run could not happen or
+// did not finish (an *UnavailableError when a tool or the kernel package is
+// missing); failing tests, or a program that failed, are a Result with a
+// non-zero ExitCode.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
+	if cfg.Program != "" && cfg.Run != "" {
+		return nil, errors.New("vmtest: Config.Run is for test binaries; a Program takes Args only")
+	}
+	extra, err := checkFiles(cfg.Files)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
@@ -171,10 +192,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{Kernel: pkg}
 	buildStart := time.Now()
-	bin, err := buildTestBinary(ctx, cfg.Package)
+	guestBin, args := "test", []string{"-test.v"}
+	if cfg.Run != "" {
+		args = append(args, "-test.run="+cfg.Run)
+	}
+	var bin string
+	if cfg.Program != "" {
+		guestBin, args = "program", nil
+		bin, err = buildBinary(ctx, buildProgram, cfg.Program)
+	} else {
+		bin, err = buildBinary(ctx, buildTest, cfg.Package)
+	}
 	if err != nil {
 		return nil, err
 	}
+	args = append(args, cfg.Args...)
 	res.Build = time.Since(buildStart)
 
 	dir, err := os.MkdirTemp("", "vmtest-")
@@ -188,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	files := []guestFile{
 		{name: "bin/busybox", perm: 0o755, src: busybox},
-		{name: "test", perm: 0o755, src: bin},
+		{name: guestBin, perm: 0o755, src: bin},
 	}
 	var guestMods []string
 	for i, p := range mods {
@@ -200,12 +232,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		files = append(files, guestFile{name: name, perm: 0o644, data: data})
 		guestMods = append(guestMods, "/"+name)
 	}
-	args := []string{"-test.v"}
-	if cfg.Run != "" {
-		args = append(args, "-test.run="+cfg.Run)
-	}
-	args = append(args, cfg.Args...)
-	files = append(files, guestFile{name: "init", perm: 0o755, data: []byte(initScript(m, guestMods, args))})
+	files = append(files, extra...)
+	files = append(files, guestFile{name: "init", perm: 0o755, data: []byte(initScript(m, guestMods, "/"+guestBin, args))})
 
 	initrd := filepath.Join(dir, "initrd.cpio")
 	f, err := os.Create(initrd)
@@ -262,13 +290,17 @@ func checkStatic(p string) error {
 // keeps anything a test prints from being taken for them.
 type markers struct{ begin, exit string }
 
-// initScript is the guest's /init: mount what tests expect, bring up lo,
-// load the modules, run the tests, print the exit status, power off.
-func initScript(m markers, modules, args []string) string {
+// initScript is the guest's /init: mount what tests expect, put busybox's
+// commands on the PATH, bring up lo, load the modules, run bin (the tests
+// or the program) with args, print the exit status, power off.
+func initScript(m markers, modules []string, bin string, args []string) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/busybox sh\n")
 	b.WriteString("B=/bin/busybox\n")
 	b.WriteString("$B mount -t proc proc /proc\n$B mount -t sysfs sys /sys\n$B mount -t devtmpfs dev /dev\n$B mount -t tmpfs tmp /tmp\n")
+	// Links for busybox's applets (taskset, true, ...), where a File at the
+	// same path does not stand already; Files in /usr/bin come first.
+	b.WriteString("$B --install -s /bin\nexport PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n")
 	b.WriteString("$B ip link set lo up || echo 'vmtest: ip link set lo up failed'\n")
 	b.WriteString("fail=0\n")
 	for _, p := range modules {
@@ -276,7 +308,7 @@ func initScript(m markers, modules, args []string) string {
 	}
 	fmt.Fprintf(&b, "echo %s\n", m.begin)
 	b.WriteString("if [ $fail = 0 ]; then\n")
-	fmt.Fprintf(&b, "  cd /tmp && %s=1 HOME=/tmp TMPDIR=/tmp /test", EnvGuest)
+	fmt.Fprintf(&b, "  cd /tmp && %s=1 HOME=/tmp TMPDIR=/tmp %s", EnvGuest, bin)
 	for _, a := range args {
 		b.WriteString(" " + shellQuote(a))
 	}
@@ -358,9 +390,17 @@ func (w *consoleWriter) result() (string, time.Time) {
 	return w.buf.String(), w.at
 }
 
-// builds caches test binaries per package for the life of the process, so
-// go test -count=N builds once.
-var builds sync.Map // package -> *build
+// buildKind says what buildBinary builds.
+type buildKind string
+
+const (
+	buildTest    buildKind = "test"    // a test binary, by go test -c
+	buildProgram buildKind = "program" // a main package, by go build
+)
+
+// builds caches binaries per kind and package for the life of the process,
+// so go test -count=N builds once.
+var builds sync.Map // kind, working directory and package -> *build
 
 type build struct {
 	once sync.Once
@@ -368,8 +408,9 @@ type build struct {
 	err  error
 }
 
-// buildTestBinary builds a static test binary of pkg with go test -c.
-func buildTestBinary(ctx context.Context, pkg string) (string, error) {
+// buildBinary builds a static binary of pkg: its test binary (go test -c)
+// or the program (go build).
+func buildBinary(ctx context.Context, kind buildKind, pkg string) (string, error) {
 	if pkg == "" {
 		pkg = "."
 	}
@@ -377,7 +418,7 @@ func buildTestBinary(ctx context.Context, pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := wd + "\x00" + pkg
+	key := string(kind) + "\x00" + wd + "\x00" + pkg
 	v, _ := builds.LoadOrStore(key, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
@@ -390,11 +431,15 @@ func buildTestBinary(ctx context.Context, pkg string) (string, error) {
 			b.err = err
 			return
 		}
-		b.path = filepath.Join(dir, "guest.test")
-		cmd := exec.CommandContext(ctx, goTool, "test", "-c", "-o", b.path, pkg)
+		b.path = filepath.Join(dir, "guest."+string(kind))
+		args := []string{"test", "-c", "-o", b.path, pkg}
+		if kind == buildProgram {
+			args = []string{"build", "-o", b.path, pkg}
+		}
+		cmd := exec.CommandContext(ctx, goTool, args...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("vmtest: go test -c %s: %v: %s", pkg, err, bytes.TrimSpace(out))
+			b.err = fmt.Errorf("vmtest: go %s %s: %v: %s", args[0], pkg, err, bytes.TrimSpace(out))
 		}
 	})
 	if b.err != nil {
