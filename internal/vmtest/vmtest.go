@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,10 @@ type Config struct {
 	Timeout time.Duration
 	// MemoryMiB and CPUs size the guest; 0 means 1024 and 2.
 	MemoryMiB, CPUs int
+	// Console, when set, receives the guest's console output (boot
+	// messages and markers included) as it arrives, to show a long run's
+	// progress; the Result has it all the same.
+	Console io.Writer
 }
 
 // Result is what a guest run produced.
@@ -255,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cpus == 0 {
 		cpus = 2
 	}
-	console, bootAt, err := boot(ctx, k.vmlinux, initrd, mem, cpus, m)
+	console, bootAt, err := boot(ctx, k.vmlinux, initrd, mem, cpus, m, cfg.Console)
 	res.Console = console
 	if !bootAt.IsZero() {
 		res.Boot = bootAt.Sub(buildStart.Add(res.Build))
@@ -346,14 +351,14 @@ const qemuBinary = "qemu-system-x86_64"
 
 // boot runs QEMU until the guest powers off, the context ends, or the console
 // closes, and returns the console output and when the begin marker appeared.
-func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers) (string, time.Time, error) {
+func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers, tee io.Writer) (string, time.Time, error) {
 	cmd := exec.CommandContext(ctx, qemuBinary,
 		"-machine", "q35", "-cpu", "max", "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", vmlinux, "-initrd", initrd,
 		"-append", "console=ttyS0 quiet panic=-1")
 	cmd.WaitDelay = 5 * time.Second
-	w := &consoleWriter{marker: []byte(m.begin)}
+	w := &consoleWriter{marker: []byte(m.begin), tee: tee}
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	out, at := w.result()
@@ -366,18 +371,23 @@ func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers)
 	return out, at, nil
 }
 
-// consoleWriter collects the console and notes when the begin marker shows.
+// consoleWriter collects the console, copies it to tee if set, and notes
+// when the begin marker shows.
 type consoleWriter struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
 	marker []byte
 	at     time.Time
+	tee    io.Writer
 }
 
 func (w *consoleWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
+	if w.tee != nil {
+		w.tee.Write(p) // progress only: its failure does not stop the guest
+	}
 	if w.at.IsZero() && bytes.Contains(w.buf.Bytes(), w.marker) {
 		w.at = time.Now()
 	}

@@ -301,8 +301,9 @@ func TestProgram(t *testing.T) {
 	}
 	firstLine, _, _ := strings.Cut(string(version), "\n")
 	files = append(files, File{Path: "/etc/vmtest-data", Data: []byte("hello, guest")})
+	var console bytes.Buffer
 	res, err := Run(t.Context(), Config{Program: "./testdata/program", Files: files,
-		Args: []string{"-file=/etc/vmtest-data", "-run=" + ls, "-exit=3", "a b", "c"}})
+		Args: []string{"-file=/etc/vmtest-data", "-run=" + ls, "-exit=3", "a b", "c"}, Console: &console})
 	if err != nil {
 		skipUnavailable(t, err)
 	}
@@ -315,6 +316,9 @@ func TestProgram(t *testing.T) {
 		"taskset: /bin/taskset <nil>\n"
 	if res.Output != want || res.ExitCode != 3 {
 		t.Errorf("output %q, exit status %d; want %q, 3\nconsole:\n%s", res.Output, res.ExitCode, want, res.Console)
+	}
+	if console.String() != res.Console {
+		t.Errorf("Config.Console received %q, the Result's console is %q", console.String(), res.Console)
 	}
 }
 
