@@ -30,8 +30,8 @@
 // Config.Program runs a main package instead of a test binary: built with
 // go build and CGO_ENABLED=0, started in /tmp with Config.Args, its output
 // and exit status returned in the Result (a benchmark in the guest,
-// tools/cmd/tlsbench, runs this way); Config.Console shows the console as
-// it comes, for a long run's progress. Config.Files adds files to the
+// tools/cmd/tlsbench, runs this way); Config.Output receives the output as it
+// comes, for a long run's progress. Config.Files adds files to the
 // initramfs, from host files or data; Executable lists a dynamically
 // linked host program with its ELF interpreter and shared libraries, at
 // the paths the guest's loader looks in, so strace(1) or nginx run in the

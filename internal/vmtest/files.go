@@ -31,9 +31,10 @@ var reservedPaths = []string{"/init", "/test", "/program", "/bin/busybox"}
 // there would be hidden.
 var mountedDirs = []string{"/proc", "/sys", "/dev", "/tmp", "/modules"}
 
-// checkFiles checks Config.Files and turns them into initramfs entries.
+// checkFiles checks Config.Files and turns them into initramfs entries; a
+// File that copies the same host file as one before it is left out.
 func checkFiles(files []File) ([]guestFile, error) {
-	seen := map[string]bool{}
+	seen := map[string]File{}
 	var out []guestFile
 	for _, f := range files {
 		p := f.Path
@@ -50,10 +51,14 @@ func checkFiles(files []File) ([]guestFile, error) {
 				return nil, fmt.Errorf("vmtest: File path %s is under %s, which the guest mounts over or the harness fills", p, d)
 			}
 		}
-		if seen[p] {
-			return nil, fmt.Errorf("vmtest: two Files at %s", p)
+		if prev, ok := seen[p]; ok {
+			// Two programs' Executable lists share libraries.
+			if prev.Source != "" && prev.Source == f.Source && prev.Mode == f.Mode {
+				continue
+			}
+			return nil, fmt.Errorf("vmtest: two different Files at %s", p)
 		}
-		seen[p] = true
+		seen[p] = f
 		mode := f.Mode.Perm()
 		if mode == 0 {
 			mode = 0o644

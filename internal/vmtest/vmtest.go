@@ -63,17 +63,18 @@ type Config struct {
 	// Files are more files for the guest, such as a dynamically linked
 	// program and its libraries (see Executable). A File at a path the
 	// harness uses itself (/init, /test, /program, /bin/busybox,
-	// /modules/...) is an error.
+	// /modules/...) is an error, and so are two different Files at one
+	// path; two that copy the same host file are one.
 	Files []File
 	// Timeout bounds the whole boot and run; 0 means 5 minutes. QEMU is
 	// killed when it passes.
 	Timeout time.Duration
 	// MemoryMiB and CPUs size the guest; 0 means 1024 and 2.
 	MemoryMiB, CPUs int
-	// Console, when set, receives the guest's console output (boot
-	// messages and markers included) as it arrives, to show a long run's
+	// Output, when set, receives the test binary's or program's output
+	// line by line as it arrives on the console, to show a long run's
 	// progress; the Result has it all the same.
-	Console io.Writer
+	Output io.Writer
 }
 
 // Result is what a guest run produced.
@@ -260,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cpus == 0 {
 		cpus = 2
 	}
-	console, bootAt, err := boot(ctx, k.vmlinux, initrd, mem, cpus, m, cfg.Console)
+	console, bootAt, err := boot(ctx, k.vmlinux, initrd, mem, cpus, m, cfg.Output)
 	res.Console = console
 	if !bootAt.IsZero() {
 		res.Boot = bootAt.Sub(buildStart.Add(res.Build))
@@ -351,14 +352,14 @@ const qemuBinary = "qemu-system-x86_64"
 
 // boot runs QEMU until the guest powers off, the context ends, or the console
 // closes, and returns the console output and when the begin marker appeared.
-func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers, tee io.Writer) (string, time.Time, error) {
+func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers, output io.Writer) (string, time.Time, error) {
 	cmd := exec.CommandContext(ctx, qemuBinary,
 		"-machine", "q35", "-cpu", "max", "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", vmlinux, "-initrd", initrd,
 		"-append", "console=ttyS0 quiet panic=-1")
 	cmd.WaitDelay = 5 * time.Second
-	w := &consoleWriter{marker: []byte(m.begin), tee: tee}
+	w := &consoleWriter{m: m, output: output}
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	out, at := w.result()
@@ -371,25 +372,45 @@ func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers,
 	return out, at, nil
 }
 
-// consoleWriter collects the console, copies it to tee if set, and notes
-// when the begin marker shows.
+// consoleWriter collects the console, notes when the begin marker shows,
+// and passes the lines between the markers on to output, if set.
 type consoleWriter struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
-	marker []byte
+	m      markers
 	at     time.Time
-	tee    io.Writer
+	output io.Writer
+	line   []byte // the console's last line, not yet complete
+	state  int    // 0 before the begin marker, 1 between the markers, 2 after
 }
 
 func (w *consoleWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if w.tee != nil {
-		w.tee.Write(p) // progress only: its failure does not stop the guest
-	}
-	if w.at.IsZero() && bytes.Contains(w.buf.Bytes(), w.marker) {
+	if w.at.IsZero() && bytes.Contains(w.buf.Bytes(), []byte(w.m.begin)) {
 		w.at = time.Now()
+	}
+	if w.output == nil {
+		return len(p), nil
+	}
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			break
+		}
+		l := bytes.TrimSuffix(w.line[:i], []byte("\r"))
+		switch {
+		case w.state == 0 && bytes.Contains(l, []byte(w.m.begin)):
+			w.state = 1
+		case w.state == 1 && bytes.HasPrefix(l, []byte(w.m.exit+" ")):
+			w.state = 2
+		case w.state == 1:
+			// Progress only: a failing output does not stop the guest.
+			w.output.Write(append(l, '\n'))
+		}
+		w.line = w.line[i+1:]
 	}
 	return len(p), nil
 }
