@@ -27,8 +27,19 @@ type copyState struct {
 
 	src io.Reader // the first source handed to ReadFrom through the record's writer
 
-	file        http.ResponseWriter // the writer a fastpath handler copied a file to, when it told
-	fileEncoded bool                // it had a Content-Encoding the handler did not set
+	// What a fastpath handler told of the writer it handed a file to: the
+	// chain of writers from that one down to net/http's (Unwrap), whether
+	// it had io.ReaderFrom, how many of the chain are above the record's
+	// own writer, and the Content-Encoding the handler set itself. The
+	// writers are only type-asserted and named afterwards, never called:
+	// those above the record belong to handlers that have returned by then,
+	// and some (gzhttp's) are reset for reuse.
+	told    bool
+	fileRF  bool
+	chain   []http.ResponseWriter
+	above   int // chain[:above] are between the handler and the record's own writer
+	chainA  [4]http.ResponseWriter
+	fileEnc string
 
 	noted CopyReason // what a fastpath handler said (the proxy's reasons)
 	found CopyReason // what the ReadFrom hook found when it saw bytes copied
@@ -40,15 +51,44 @@ type copyState struct {
 }
 
 // FileBody implements copynote.Recorder: a fastpath handler is handing a
-// file body to w, which may not take it to sendfile.
+// file body to w, which may not take it to sendfile. It walks w's chain of
+// writers now, while every one of them is live (see copyState).
 func (rec *record) FileBody(w http.ResponseWriter, encoding string) {
-	if rec.cp.file != nil {
+	cp := &rec.cp
+	if cp.told {
 		return
 	}
-	rec.cp.file = w
-	if ce := w.Header().Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, encoding) {
-		rec.cp.fileEncoded = true
+	cp.told, cp.fileEnc = true, encoding
+	_, cp.fileRF = w.(io.ReaderFrom)
+	cp.chain, cp.above = cp.chainA[:0], -1
+	for range 64 { // a bound against a cycle of Unwraps
+		if w == nil || isNetHTTP(w) {
+			break
+		}
+		if w == rec.own && cp.above < 0 {
+			cp.above = len(cp.chain)
+		}
+		cp.chain = append(cp.chain, w)
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
 	}
+	if cp.above < 0 {
+		cp.above = len(cp.chain)
+	}
+}
+
+// encodedByOther reports whether the response carries a Content-Encoding
+// the fastpath handler that told of its file did not set: a middleware
+// compressing on the fly. It looks once the handler has returned, since some
+// compressors set the header on their first Write, and through the writer
+// the record wrapped, which its caller still owns (the header map is the
+// one every wrapper shares, or the compressor's own when it is outside).
+func (rec *record) encodedByOther() bool {
+	ce := rec.rw.Header().Get("Content-Encoding")
+	return ce != "" && !strings.EqualFold(ce, rec.cp.fileEnc)
 }
 
 // Copied implements copynote.Recorder: a fastpath handler copied a body for
@@ -98,13 +138,13 @@ func (rec *record) copyReason() (CopyReason, string) {
 		return cp.reason, cp.wrapper
 	}
 	cp.done = true
-	if rec.hijacked || rec.head || rec.body == 0 || (cp.src == nil && cp.file == nil && cp.noted == "") {
+	if rec.hijacked || rec.head || rec.body == 0 || (cp.src == nil && !cp.told && cp.noted == "") {
 		// No body, or one fastpath never saw offered for zero-copy: a
 		// handler writing bytes it made, or one that copied a file through
 		// Write below a wrapper that fastpath's handlers did not see.
 		return "", ""
 	}
-	_, fileRF := cp.file.(io.ReaderFrom)
+	encoded := cp.told && rec.encodedByOther()
 	switch {
 	case rec.body <= sniffLen:
 		cp.reason = CopyReasonSmallBody
@@ -114,21 +154,21 @@ func (rec *record) copyReason() (CopyReason, string) {
 		cp.reason = CopyReasonClientHTTP2
 	case cp.userTLS:
 		cp.reason = CopyReasonClientTLS
-	case cp.file != nil && (cp.fileEncoded || !fileRF || cp.src == nil):
+	case cp.told && (encoded || !cp.fileRF || cp.src == nil):
 		// The writer a fastpath handler gave the file to compresses, lacks
 		// io.ReaderFrom, or did not pass the file down to the record's
-		// ReadFrom: a wrapper between the two copied it.
+		// ReadFrom: a wrapper between the two copied it. Without
+		// io.ReaderFrom the culprit may be below the record's own writer,
+		// which only mirrors what it wraps; with it, between.
 		cp.reason = CopyReasonNoReadFrom
-		if cp.fileEncoded {
+		if encoded {
 			cp.reason = CopyReasonEncoded
 		}
-		// Without io.ReaderFrom the culprit may be below the record's own
-		// writer, which only mirrors what it wraps; with it, between.
-		bottom := isNetHTTP
-		if fileRF {
-			bottom = func(w http.ResponseWriter) bool { return w == rec.own }
+		chain := cp.chain
+		if cp.fileRF {
+			chain = chain[:cp.above]
 		}
-		cp.wrapper = blame(cp.file, bottom)
+		cp.wrapper = blame(chain)
 	case cp.found != "":
 		cp.reason = cp.found
 	default:
@@ -143,7 +183,7 @@ func (rec *record) copyReason() (CopyReason, string) {
 			// A regular file, with a length, handed to a ReadFrom that
 			// copied it: a wrapper between fastpath and net/http that
 			// keeps io.ReaderFrom but copies in it (or hides it below).
-			if w := blame(rec.rw, isNetHTTP); w != "" {
+			if w := blame(chainOf(rec.rw)); w != "" {
 				cp.reason, cp.wrapper = CopyReasonNoReadFrom, w
 			}
 		}
@@ -211,57 +251,72 @@ func isFile(src io.Reader) bool {
 	return fd && !socket
 }
 
-// blame names the writer to blame for a file copied on its way down from
-// top, following Unwrap as http.ResponseController does, to the first writer
-// for which bottom is true (not included) or the end of the chain. The
-// culprit is the last writer without io.ReaderFrom above one that has it (a
-// wrapper above it only mirrors what it wraps) or, when each has it, the one
-// writer there is; with several, whose ReadFrom copies cannot be told, and
-// blame names them all, top first, joined by " or ". "" for none.
-func blame(top http.ResponseWriter, bottom func(http.ResponseWriter) bool) string {
-	var (
-		chain   []http.ResponseWriter
-		lacking http.ResponseWriter
-	)
-	for i := 0; top != nil && i < 64 && !bottom(top); i++ { // 64: against a cycle of Unwraps
-		w := top
-		_, rf := w.(io.ReaderFrom)
-		switch {
-		case rf && lacking != nil:
-			// lacking hides this one's ReadFrom.
-		case isMirror(w):
-			// httpsnoop's wrappers have what they wrap; if their hooks
-			// copy, whose hooks they are cannot be told.
-		case !rf:
-			lacking = w
-			chain = append(chain, w)
-		default:
-			chain = append(chain, w)
-		}
-		if rf && lacking != nil {
-			break
-		}
+// chainOf returns the writers from top down to net/http's own (not
+// included), following Unwrap as http.ResponseController does. Every writer
+// in it must still be live: the record calls it only on the writer its
+// caller handed it.
+func chainOf(top http.ResponseWriter) []http.ResponseWriter {
+	var chain []http.ResponseWriter
+	for w := top; w != nil && len(chain) < 64 && !isNetHTTP(w); { // 64: against a cycle of Unwraps
+		chain = append(chain, w)
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
 			break
 		}
-		top = u.Unwrap()
+		w = u.Unwrap()
+	}
+	return chain
+}
+
+// blame names the writer of chain (top first, each wrapping the next) to
+// blame for a file copied on its way down. The culprit is the last writer
+// without io.ReaderFrom above one that has it (a wrapper above it only
+// mirrors what it wraps) or, when each has it, the one writer there is;
+// with several, whose ReadFrom copies cannot be told, and blame names them
+// all, top first, joined by " or ". httpsnoop's wrappers, which have what
+// they wrap, are never named. "" for none. It only type-asserts the writers
+// and names their types: it calls none of their methods.
+func blame(chain []http.ResponseWriter) string {
+	var (
+		named   []http.ResponseWriter
+		lacking http.ResponseWriter
+	)
+	for _, w := range chain {
+		_, rf := w.(io.ReaderFrom)
+		if rf && lacking != nil {
+			break // lacking hides this one's ReadFrom
+		}
+		if isMirror(w) {
+			continue // httpsnoop's: if its hooks copy, whose they are cannot be told
+		}
+		if !rf {
+			lacking = w
+		}
+		named = append(named, w)
 	}
 	switch {
 	case lacking != nil:
 		return writerType(lacking)
-	case len(chain) == 0:
+	case len(named) == 0:
 		return ""
 	}
-	names := make([]string, len(chain))
-	for i, w := range chain {
+	names := make([]string, len(named))
+	for i, w := range named {
 		names[i] = writerType(w)
 	}
 	return strings.Join(names, " or ")
 }
 
-// isNetHTTP reports whether w is net/http's own ResponseWriter.
-func isNetHTTP(w http.ResponseWriter) bool { return pkgOf(w) == "net/http" }
+// isNetHTTP reports whether w is the ResponseWriter net/http's server gives
+// a handler (HTTP/1's or HTTP/2's), not a wrapper of net/http's own such as
+// http.TimeoutHandler's.
+func isNetHTTP(w http.ResponseWriter) bool {
+	t := reflect.TypeOf(w)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.PkgPath() == "net/http" && (t.Name() == "response" || t.Name() == "http2responseWriter")
+}
 
 // isMirror reports whether w is one of httpsnoop's wrappers, which have
 // exactly the optional interfaces of what they wrap (fastpath's own, for

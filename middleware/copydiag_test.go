@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/copynote"
 )
 
@@ -43,27 +44,35 @@ func TestBlame(t *testing.T) {
 		keepsT       = "middleware.keeps from github.com/fastpath-go/fastpath/middleware"
 		baseT        = "*middleware.readFromRecorder from github.com/fastpath-go/fastpath/middleware"
 	)
-	isBase := func(w http.ResponseWriter) bool { return w == http.ResponseWriter(base) }
-	never := func(http.ResponseWriter) bool { return false }
+	// above returns the chain from w down to base, not included.
+	above := func(w http.ResponseWriter) []http.ResponseWriter {
+		var chain []http.ResponseWriter
+		for _, c := range chainOf(w) {
+			if c == http.ResponseWriter(base) {
+				break
+			}
+			chain = append(chain, c)
+		}
+		return chain
+	}
 	tests := []struct {
-		name   string
-		w      http.ResponseWriter
-		bottom func(http.ResponseWriter) bool
-		want   string
+		name  string
+		chain []http.ResponseWriter
+		want  string
 	}{
-		{"nothing above the bottom", base, isBase, ""},
-		{"one wrapper without Unwrap", hides{base}, isBase, hidesT},
-		{"one wrapper with Unwrap", inner, isBase, hidesUnwrapT},
-		{"a mirror above the culprit", &hidesUnwrap{inner}, isBase, hidesUnwrapT},
-		{"the walk stops at a writer without Unwrap", &hidesUnwrap{hides{keeps{base}}}, isBase, hidesT},
-		{"a writer with ReadFrom above a culprit", keeps{inner}, isBase, hidesUnwrapT},
-		{"one writer with ReadFrom that copies", keeps{base}, isBase, keepsT},
-		{"several with ReadFrom: all named", keeps{keeps{base}}, isBase, keepsT + " or " + keepsT},
-		{"to the end of the chain", keeps{base}, never, keepsT + " or " + baseT},
+		{"nothing above the bottom", above(base), ""},
+		{"one wrapper without Unwrap", above(hides{base}), hidesT},
+		{"one wrapper with Unwrap", above(inner), hidesUnwrapT},
+		{"a mirror above the culprit", above(&hidesUnwrap{inner}), hidesUnwrapT},
+		{"the walk stops at a writer without Unwrap", above(&hidesUnwrap{hides{keeps{base}}}), hidesT},
+		{"a writer with ReadFrom above a culprit", above(keeps{inner}), hidesUnwrapT},
+		{"one writer with ReadFrom that copies", above(keeps{base}), keepsT},
+		{"several with ReadFrom: all named", above(keeps{keeps{base}}), keepsT + " or " + keepsT},
+		{"to the end of the chain", chainOf(keeps{base}), keepsT + " or " + baseT},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := blame(tt.w, tt.bottom); got != tt.want {
+			if got := blame(tt.chain); got != tt.want {
 				t.Errorf("blamed %q, want %q", got, tt.want)
 			}
 		})
@@ -166,5 +175,48 @@ func TestCopiedMetric(t *testing.T) {
 		if got[k] != w {
 			t.Errorf("%s: count, sum %v, want %v", k, got[k], w)
 		}
+	}
+}
+
+// resetting is a wrapper that zeroes itself once its handler returns, as a
+// pooled writer is reset for reuse (gzhttp's): any method called on it then
+// panics.
+type resetting struct{ http.ResponseWriter }
+
+func (r *resetting) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// TestDiagnosisAfterWrappersReturn guards the invariant copyState states:
+// the record never calls a method of a writer above its own once the handler
+// has returned. A wrapper reset for reuse by then must not panic the
+// diagnosis, and is still named.
+func TestDiagnosisAfterWrappersReturn(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.bin"), bytes.Repeat([]byte("a"), 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	files := handlers.FileServer(root)
+	logs, l := newCapture()
+	srv := startServer(t, Logger(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &resetting{w}
+		files.ServeHTTP(rw, r)
+		rw.ResponseWriter = nil // back to the pool
+	})), true)
+	req, err := http.NewRequest("GET", srv.URL+"/a.bin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, srv.Client(), req)
+	if resp.StatusCode != 200 || len(body) != 64<<10 {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	srv.Close()
+	e := logs.only(t)
+	if e.Attrs[CopyReasonKey] != string(CopyReasonNoReadFrom) || e.Attrs[CopyWrapperKey] != "*middleware.resetting from github.com/fastpath-go/fastpath/middleware" {
+		t.Errorf("copy reason %v, wrapper %v", e.Attrs[CopyReasonKey], e.Attrs[CopyWrapperKey])
 	}
 }

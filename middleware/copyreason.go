@@ -112,3 +112,25 @@ const (
 	// a splice writes; so the body goes through its copy and flushes.
 	CopyReasonFlushInterval CopyReason = "flush_interval"
 )
+
+// Why a proxied body was copied for want of a pipe to splice it through, on
+// the client connection of middleware.Listener (how the proxy's pipes are
+// sized and bounded is in package github.com/fastpath-go/fastpath/proxy,
+// "Pipes"). A body copied from some point on, after its pipe was given up,
+// carries the reason too: the splice size says how much went by splice.
+const (
+	// CopyReasonPipeSmall: the kernel would make only a pipe smaller than
+	// 32 KiB, which takes more system calls than the copy: the user's pipe
+	// pages (fs.pipe-user-pages-soft) are spent, by this process or
+	// another of the same user.
+	CopyReasonPipeSmall CopyReason = "pipe_small"
+	// CopyReasonPipeBudget: the pipes in use hold the process's share of
+	// the user's pipe pages (fs.pipe-user-pages-soft and -hard).
+	CopyReasonPipeBudget CopyReason = "pipe_budget"
+	// CopyReasonPipeDescriptors: the descriptors in use are past half of
+	// RLIMIT_NOFILE (ulimit -n), which is kept for connections.
+	CopyReasonPipeDescriptors CopyReason = "pipe_descriptors"
+	// CopyReasonPipeFailed: the kernel refused to make a pipe (pipe2(2)
+	// failed: EMFILE, ENFILE or ENOMEM).
+	CopyReasonPipeFailed CopyReason = "pipe_failed"
+)

@@ -117,7 +117,9 @@
 //
 // Serve through Listener to learn, per request, how many bytes the kernel sent
 // with sendfile: fastpath.response.sendfile.size in logs and spans. Without
-// Listener that value is unknown and left out, never guessed.
+// Listener that value is unknown and left out, never guessed; over TLS in
+// user space (crypto/tls) it is 0 either way, since nothing there can reach
+// sendfile.
 //
 // A body proxied by proxy.ReverseProxy goes from the upstream socket to
 // the client's by splice(2) instead; Listener counts those bytes too, as

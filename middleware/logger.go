@@ -50,8 +50,8 @@ import (
 //	fastpath.tls.ktls            whether kernel TLS carried it, for connections
 //	                             ktls.NewListener accepted
 //	fastpath.tls.ktls_fallback   why not (a ktls.Reason), when it did not
-//	fastpath.response.sendfile.size bytes sent by sendfile, with Listener only
-//	fastpath.response.splice.size   bytes moved by splice, with Listener only
+//	fastpath.response.sendfile.size bytes sent by sendfile, with Listener (0 over crypto/tls)
+//	fastpath.response.splice.size   bytes moved by splice, the same
 //	fastpath.response.copy_reason   why a body that could have gone zero-copy was
 //	                                copied (a CopyReason), when fastpath can tell
 //	fastpath.response.copy_wrapper  the ResponseWriter wrapper to blame, if any

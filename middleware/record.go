@@ -53,12 +53,12 @@ type record struct {
 	span  trace.SpanContext          // the server span Tracing started, if any
 	extra atomic.Pointer[extraAttrs] // what SetAttributes added; nil until it is called
 
-	conn      *zerocopy.Conn // nil when the connection was not accepted by Listener
+	conn      *zerocopy.Conn       // nil when the connection was not accepted by Listener
 	viaKTLS   bool                 // the connection was accepted by ktls.NewListener
 	ktls      ktls.State           // what it did with the connection
 	tls       *tls.ConnectionState // the session of a kernel TLS connection, for r.TLS
-	sendfile0 int64          // conn's sendfile count when the request started
-	splice0   int64          // conn's splice count when the request started
+	sendfile0 int64                // conn's sendfile count when the request started
+	splice0   int64                // conn's splice count when the request started
 
 	rw       http.ResponseWriter // the writer wrapped, for its final header
 	own      http.ResponseWriter // the wrapper handed on
@@ -178,10 +178,13 @@ func (rec *record) ttfb() time.Duration {
 }
 
 // sendfile returns the bytes sendfile(2) sent for this request, and false when
-// that is unknown because the connection was not accepted by Listener.
+// that is unknown because the connection was not accepted by Listener; over
+// TLS in user space it is 0, known, either way.
 func (rec *record) sendfile() (int64, bool) {
 	if rec.conn == nil {
-		return 0, false
+		// crypto/tls encrypts in user space: nothing goes by sendfile,
+		// whether or not the counting Conn is below it.
+		return 0, rec.cp.userTLS
 	}
 	return rec.conn.Sendfile() - rec.sendfile0, true
 }
@@ -191,7 +194,7 @@ func (rec *record) sendfile() (int64, bool) {
 // Listener.
 func (rec *record) splice() (int64, bool) {
 	if rec.conn == nil {
-		return 0, false
+		return 0, rec.cp.userTLS // as for sendfile
 	}
 	return rec.conn.Splice() - rec.splice0, true
 }

@@ -139,38 +139,76 @@ func (b *socketBody) trySplice() bool {
 		tg.noteCopy(reason)
 		return false
 	}
-	tg.noteSplice()
-	// Send the head now: net/http would otherwise copy the first 512 bytes
-	// of the body through its buffer (to sniff a Content-Type, which the
-	// header already has) before it passes the rest to the connection.
-	http.NewResponseController(tg.w).Flush()
+	// Without a Content-Type (or with a Content-Encoding), net/http writes
+	// the first 512 bytes itself, to sniff a type as it does for every
+	// body ReverseProxy copies, and hands the rest to the connection's
+	// ReadFrom. Otherwise send the head now, so that no byte is copied.
+	h := tg.w.Header()
+	if _, typed := h["Content-Type"]; typed || h.Get("Content-Encoding") != "" {
+		http.NewResponseController(tg.w).Flush()
+	}
 	var err error
 	if zerocopy.FromContext(b.x.ctx) != nil {
 		// Under middleware.Listener the client connection splices a
 		// zerocopy.Source itself, counts it, and keeps a failure to read
 		// the upstream out of ReadFrom's error.
 		_, err = rf.ReadFrom(&b.src)
+		if r := noPipeReason(b.src.NoPipe); r != "" {
+			tg.noteCopy(r)
+		}
 	} else {
 		// Otherwise the runtime's (*net.TCPConn).ReadFrom splices from an
 		// *io.LimitedReader around the upstream *net.TCPConn; it reports a
-		// failure of either socket as its own error.
+		// failure of either socket as its own error, so the upstream's
+		// socket says whose it was. A canceled request (the client left)
+		// ends the splice by shutting the upstream's reading side, at
+		// EOF, rather than by the expired deadline the transport sets
+		// otherwise, which the ReadFrom would report as a write deadline
+		// of its own.
+		if b.x.stopCtx() {
+			pc := b.x.pc
+			b.x.stopCtx = context.AfterFunc(b.x.ctx, func() {
+				pc.tcp.CloseRead()
+				pc.conn.SetWriteDeadline(expired)
+			})
+		}
 		lr := &io.LimitedReader{R: b.x.pc.tcp, N: b.src.N}
 		_, err = rf.ReadFrom(lr)
 		b.src.N = lr.N
+		if err != nil && b.src.N > 0 && !b.x.pc.sound() {
+			b.src.Err, err = err, nil
+		}
 	}
+	tg.noteSplice()
 	switch {
 	case b.src.N == 0 && err == nil:
 		b.finish(true, nil)
 	case err != nil:
-		// Writing to the client failed (or, without Listener, either side).
-		if cerr := b.x.ctx.Err(); cerr != nil {
-			err = cerr
-		}
-		b.finish(false, err)
+		// Writing to the client failed: it left, or its connection was
+		// cut. ReverseProxy's copy loop takes context.Canceled for the
+		// client's departure, as when its own write to the client fails:
+		// it logs no upstream read error and aborts the handler.
+		b.finish(false, context.Canceled)
 	default:
 		b.finish(false, nil)
 	}
 	return true
+}
+
+// noPipeReason is the copy reason for a body the client connection copied
+// for want of a pipe, "" when it did not.
+func noPipeReason(np zerocopy.NoPipe) middleware.CopyReason {
+	switch np {
+	case zerocopy.NoPipeSmall:
+		return middleware.CopyReasonPipeSmall
+	case zerocopy.NoPipeBudget:
+		return middleware.CopyReasonPipeBudget
+	case zerocopy.NoPipeDescriptors:
+		return middleware.CopyReasonPipeDescriptors
+	case zerocopy.NoPipeFailed:
+		return middleware.CopyReasonPipeFailed
+	}
+	return ""
 }
 
 // spliceable returns the client ResponseWriter's ReadFrom, or why the body

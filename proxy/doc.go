@@ -35,13 +35,17 @@
 // it is about to copy. The transport reads each response head by peeking at
 // the socket and consuming exactly the head, so no body byte is read into
 // user space, and returns the body still in the socket. When ReverseProxy's
-// copy loop first reads that body, it flushes the head and hands the client
-// ResponseWriter's ReadFrom the upstream socket with the remaining length;
-// net/http passes it down to the client connection, where (with
-// middleware.Listener) fastpath's connection splices it and counts the
-// bytes, or (without) the runtime's (*net.TCPConn).ReadFrom splices it from
-// an *io.LimitedReader. The read then reports EOF: ReverseProxy sees no
-// bytes, finishes as for any body, and every header rule stays its own.
+// copy loop first reads that body, it hands the client ResponseWriter's
+// ReadFrom the upstream socket with the remaining length; net/http passes it
+// down to the client connection, where (with middleware.Listener) fastpath's
+// connection splices it through a pipe of its own and counts the bytes (see
+// "Pipes"), or (without) the runtime's (*net.TCPConn).ReadFrom splices it
+// from an *io.LimitedReader. The read then reports EOF: ReverseProxy sees no
+// bytes, finishes as for any body, and every header rule stays its own. A
+// response without a Content-Type gets the one net/http sniffs, as through
+// ReverseProxy alone: net/http writes the first 512 bytes itself to sniff
+// it, and the rest is spliced; a response with one has its head flushed
+// first, so that every byte is spliced.
 //
 // # What keeps the splice
 //
@@ -60,6 +64,50 @@
 // into the same ResponseWriter. Whether the kernel spliced, and how much,
 // is middleware's fastpath.response.splice.size. Bodies that are all head
 // (HEAD, 204, 304, Content-Length: 0) carry neither attribute.
+//
+// # Pipes
+//
+// With middleware.Listener, each spliced body passes through a kernel pipe
+// (upstream socket to pipe, pipe to client socket) that the connection
+// takes from a pool of the process, sized to what the kernel allows the
+// process's user and closed when idle. What it allows is read once, at the
+// first splice: fs.pipe-max-size (the largest pipe, 1 MiB by default), and,
+// for a process without CAP_SYS_ADMIN or CAP_SYS_RESOURCE (not root, in
+// most deployments), fs.pipe-user-pages-soft and -hard, which cap the pipes
+// of every process of the user together (64 MiB by default; past it the
+// kernel makes 8 KiB pipes). Such a process's pipes hold at most seven
+// eighths of that; the size the kernel gave is always read back, never
+// assumed.
+//
+// A body starts through 64 KiB (the kernel's default pipe) and the size
+// doubles while the upstream fills the pipe and the client takes it at
+// once, up to 1 MiB, and within an equal share of three quarters of the
+// budget among the bodies in flight; a body whose client makes it wait (a
+// slow client) stays small, and gives its pages back when the budget runs
+// short. So 300 downloads at once as a plain user each get 128 KiB, and
+// slow clients do not take the pipes the fast ones need. A pipe no body
+// has used for a second is closed by a timer: nothing is left to garbage
+// collection, and no goroutine runs for an idle pool.
+//
+// A spliced body holds four descriptors (two sockets, two pipe ends) where
+// a copied one holds two. Once the descriptors in use pass half of
+// RLIMIT_NOFILE, every pipe is closed, those of bodies under way included
+// (the rest of each is copied), and none is made until the load has
+// halved; refused a descriptor (EMFILE), the listener's accept and
+// Transport's dial close every pipe and try again. So splicing never makes
+// the server refuse a connection, or fail a dial, that
+// httputil.ReverseProxy would serve.
+//
+// A body that gets no pipe, or loses it, is copied from there on, and
+// [CopyReasonKey] says why: middleware.CopyReasonPipeSmall (the kernel made
+// a pipe under 32 KiB, which takes more system calls than the copy: the
+// user's pipe pages are spent, by this process or another),
+// middleware.CopyReasonPipeBudget (this process's pipes hold its share),
+// middleware.CopyReasonPipeDescriptors (half of the descriptors are in
+// use) or middleware.CopyReasonPipeFailed (pipe2 failed). Without
+// middleware.Listener the runtime splices through pipes of its own, which
+// it sizes to 1 MiB whatever the kernel allows and keeps until garbage
+// collections: use Listener.
 //
 // # Upstream connections
 //
@@ -85,15 +133,20 @@
 //
 // A client that leaves mid-body ends the splice; the upstream connection
 // is closed, and middleware records client_aborted with the bytes that got
-// out. An upstream that closes, resets or times out mid-body makes the
-// body's Read fail: ReverseProxy logs it and aborts the response with
-// http.ErrAbortHandler, net/http closes the client connection (the client
-// sees the body cut, never a short body passed off as whole), middleware
-// records handler_aborted, and the span gets the error (an exception event)
-// and [UpstreamErrorKey] ("closed", "reset" or "timeout"). Without
-// middleware.Listener the runtime reports a failure of either socket as the
-// ReadFrom's own, so an upstream reset mid-splice is recorded as the
-// client's (client_aborted); with Listener the two are told apart.
+// out. The body's Read then reports context.Canceled, which ReverseProxy
+// takes for the client's departure, as when its own write to a client
+// fails: its ErrorLog says nothing and it aborts the handler. An upstream
+// that closes, resets or times out mid-body makes the body's Read fail:
+// ReverseProxy logs it ("read error during body copy") and aborts the
+// response with http.ErrAbortHandler, net/http closes the client
+// connection (the client sees the body cut, never a short body passed off
+// as whole), middleware records handler_aborted, and the span gets the
+// error (an exception event) and [UpstreamErrorKey] ("closed", "reset" or
+// "timeout"). Without middleware.Listener the runtime reports a failure of
+// either socket as the ReadFrom's own: a peek at the upstream socket tells
+// ReverseProxy and the span whose it was, but middleware, which sees the
+// ReadFrom's error, records an upstream reset mid-splice as the client's
+// (client_aborted); with Listener the two are told apart everywhere.
 // Malformed response heads, heads above MaxResponseHeaderBytes, a 101
 // nobody asked for and a dial or header timeout ([ErrResponseHeaderTimeout],
 // a net.Error timeout) are errors of the round trip: ReverseProxy's

@@ -43,6 +43,15 @@ func (pc *upConn) idleAndClean() bool {
 	return n < 0 && err == nil
 }
 
+// sound reports whether the connection is still open with nothing failed on
+// it: after a splice that failed, whether the failure was the client's
+// socket's. An upstream's reset or timeout leaves its socket closed (a
+// peek then reads EOF, the error having been reported to the splice).
+func (pc *upConn) sound() bool {
+	n, err := pc.peekNow()
+	return n != 0 && err == nil
+}
+
 // pending reports whether bytes have arrived on the connection that are
 // not read yet.
 func (pc *upConn) pending() bool {

@@ -53,6 +53,8 @@ type proxyOpts struct {
 	rp    func(rp *httputil.ReverseProxy) // adjusts the ReverseProxy
 	inner func(http.Handler) http.Handler // between Logger and the proxy
 	outer func(http.Handler) http.Handler // outside Tracing
+
+	noListener bool // serve without middleware.Listener
 }
 
 func newProxyEnv(t *testing.T, upstream string, o proxyOpts) *proxyEnv {
@@ -102,7 +104,11 @@ func newProxyEnv(t *testing.T, upstream string, o proxyOpts) *proxyEnv {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: discardLog}
-	go srv.Serve(middleware.Listener(ln))
+	if o.noListener {
+		go srv.Serve(ln)
+	} else {
+		go srv.Serve(middleware.Listener(ln))
+	}
 	e.url = "http://" + ln.Addr().String()
 	e.client = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}}
 	t.Cleanup(func() {

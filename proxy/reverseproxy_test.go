@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -235,7 +236,7 @@ func TestReverseProxyHostileUpstream(t *testing.T) {
 			wantStatus: 200, wantBody: body, wantReason: middleware.CopyReasonUnknownLength, wantDials: 2},
 		{name: "gzip passes through as sent", first: "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n" + gzipString("hello")[:20],
 			wantStatus: 200, wantBody: gzipString("hello")[:20], wantSplice: 20, wantDials: 1},
-		{name: "LF line endings", first: "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
+		{name: "LF line endings", first: "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 5\n\nhello",
 			wantStatus: 200, wantBody: "hello", wantSplice: 5, wantDials: 1},
 		{name: "bad Content-Length", first: "HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\nhello", closeAfter: true,
 			wantStatus: 502, wantBodyN: 0, wantErr: "502", wantDials: 2},
@@ -342,7 +343,7 @@ func TestReverseProxyForwards1xx(t *testing.T) {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
 		br.ReadByte() // until the proxy closes
 	})
 	e := newProxyEnv(t, upstream, proxyOpts{})
@@ -416,7 +417,7 @@ func TestReverseProxyStreams(t *testing.T) {
 		if _, err := readRequest(br); err != nil {
 			return
 		}
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", 2*len(half), half)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", 2*len(half), half)
 		select {
 		case <-clientHasHalf:
 		case <-time.After(time.Minute):
@@ -459,49 +460,93 @@ func TestReverseProxyResponseHeaderTimeout(t *testing.T) {
 	checkOpen(t, e.tr, 0)
 }
 
-// TestReverseProxyClientAbort checks that a client leaving mid-splice is
-// recorded as client_aborted with the bytes that got out, and that the
-// upstream connection is closed.
+// TestReverseProxyClientAbort checks that a client leaving mid-splice, with
+// a FIN or a reset, while the upstream streams or stalls, is a client
+// abort wherever it shows: recorded client_aborted with the bytes that got
+// out, the span without an upstream error, and nothing in ReverseProxy's
+// ErrorLog (which httputil.ReverseProxy keeps for its upstream's read
+// errors, and where it writes nothing when its own write to a client
+// fails); and that the upstream connection is closed. With Listener and
+// without, whose splice reports either socket's failure as its own.
 func TestReverseProxyClientAbort(t *testing.T) {
 	const sent = 64 << 10
-	upstreamClosed := make(chan struct{})
-	upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
-		if _, err := readRequest(br); err != nil {
-			return
-		}
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", 10<<20, strings.Repeat("a", sent))
-		br.ReadByte() // EOF once the proxy closes this connection
-		close(upstreamClosed)
-	})
-	e := newProxyEnv(t, upstream, proxyOpts{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name       string
+		streams    bool // the upstream keeps sending: the client's failure stops the write
+		reset      bool // the client resets rather than closes
+		noListener bool
+	}{
+		{name: "closes, upstream stalls"},
+		{name: "resets, upstream stalls", reset: true},
+		{name: "closes, upstream streams", streams: true},
+		{name: "resets, upstream streams", streams: true, reset: true},
+		{name: "resets, upstream streams, no Listener", streams: true, reset: true, noListener: true},
+		{name: "closes, upstream stalls, no Listener", noListener: true},
 	}
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstreamClosed := make(chan struct{})
+			upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+				defer close(upstreamClosed)
+				if _, err := readRequest(br); err != nil {
+					return
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", 1<<30, strings.Repeat("a", sent))
+				if tt.streams {
+					chunk := []byte(strings.Repeat("b", 64<<10))
+					for {
+						if _, err := c.Write(chunk); err != nil {
+							return // the proxy closed the connection
+						}
+					}
+				}
+				br.ReadByte() // EOF once the proxy closes this connection
+			})
+			var errorLog testutil.LockedBuffer
+			e := newProxyEnv(t, upstream, proxyOpts{noListener: tt.noListener, rp: func(rp *httputil.ReverseProxy) {
+				rp.ErrorLog = log.New(&errorLog, "", 0)
+			}})
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(resp.Body, make([]byte, sent)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.reset {
+				c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close()
+			e.wait(1)
+			select {
+			case <-upstreamClosed:
+			case <-time.After(time.Minute):
+				t.Fatal("the upstream connection was not closed")
+			}
+			if got := errorLog.String(); got != "" {
+				t.Errorf("ReverseProxy's ErrorLog says %q, want nothing", got)
+			}
+			rec, span := e.last()
+			body := num(rec, "http.response.body.size")
+			if rec["error.type"] != "client_aborted" || body < sent || (!tt.streams && body != sent) {
+				t.Errorf("record %v, want client_aborted with %d bytes or more (exactly, when the upstream stalls)", rec, sent)
+			}
+			if splice := num(rec, "fastpath.response.splice.size"); !tt.noListener && splice != body {
+				t.Errorf("recorded splice %d of the %d bytes, want all", splice, body)
+			}
+			if span.Status.Code == codes.Error || spanAttr(span, UpstreamErrorKey) != "" || hasException(span) {
+				t.Errorf("span status %v, upstream error %q, events %v: a client leaving is not the upstream's fault",
+					span.Status, spanAttr(span, UpstreamErrorKey), span.Events)
+			}
+			checkOpen(t, e.tr, 0)
+		})
 	}
-	if _, err := io.ReadFull(resp.Body, make([]byte, sent)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	e.wait(1)
-	select {
-	case <-upstreamClosed:
-	case <-time.After(time.Minute):
-		t.Fatal("the upstream connection was not closed")
-	}
-	rec, span := e.last()
-	if rec["error.type"] != "client_aborted" || num(rec, "http.response.body.size") != sent || num(rec, "fastpath.response.splice.size") != sent {
-		t.Errorf("record %v, want client_aborted with %d bytes, all spliced", rec, sent)
-	}
-	if span.Status.Code == codes.Error || spanAttr(span, UpstreamErrorKey) != "" {
-		t.Errorf("span status %v, upstream error %q: a client leaving is not the upstream's fault", span.Status, spanAttr(span, UpstreamErrorKey))
-	}
-	checkOpen(t, e.tr, 0)
 }
 
 // TestReverseProxyConcurrentReuse runs 100 downloads at once, twice: the
@@ -840,7 +885,7 @@ func TestReverseProxyUpstreamTimeout(t *testing.T) {
 				if _, err := readRequest(br); err != nil {
 					return
 				}
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("t", sent))
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("t", sent))
 				br.ReadByte() // stall until the proxy closes
 			})
 			conns := make(chan net.Conn, 1)

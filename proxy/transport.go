@@ -15,9 +15,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fastpath-go/fastpath/internal/httpsyntax"
+	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/middleware"
 )
 
@@ -344,6 +346,10 @@ func (t *Transport) getConn(ctx context.Context, key string, fresh bool) (*upCon
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
 	c, err := dial(ctx, "tcp", key)
+	if err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && zerocopy.ReleasePipes() > 0 {
+		// Pipes held descriptors the dial needed.
+		c, err = dial(ctx, "tcp", key)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -186,21 +186,24 @@ func TestTransportResponseHeaderTimeout(t *testing.T) {
 	t.Run("starts after the body", func(t *testing.T) {
 		var armed atomic.Bool
 		armedEarly := make(chan bool, 1)
+		// The body's reader stops after 64 KiB (more than the request's
+		// buffer, so the head is out) until the upstream has looked.
+		looked := make(chan struct{})
+		body := io.MultiReader(bytes.NewReader(make([]byte, 64<<10)), gateReader{looked}, bytes.NewReader(make([]byte, 64<<10)))
 		upstream := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
 			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			// The body (4 MiB) is far more than the sockets hold, so its
-			// writer is still at it here.
 			armedEarly <- armed.Load()
+			close(looked)
 			io.Copy(io.Discard, req.Body)
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			br.ReadByte()
 		})
 		tr := &Transport{ResponseHeaderTimeout: time.Minute, headTimerArmed: func() { armed.Store(true) }}
 		defer tr.CloseIdleConnections()
-		req, _ := http.NewRequestWithContext(guard(t), "POST", upstream+"/", bytes.NewReader(make([]byte, 4<<20)))
+		req, _ := http.NewRequestWithContext(guard(t), "POST", upstream+"/", body)
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
@@ -211,6 +214,14 @@ func TestTransportResponseHeaderTimeout(t *testing.T) {
 			t.Errorf("armed before the body was written: %v; body %q", early, b)
 		}
 	})
+}
+
+// gateReader reads nothing until its channel is closed, and then ends.
+type gateReader struct{ open <-chan struct{} }
+
+func (g gateReader) Read([]byte) (int, error) {
+	<-g.open
+	return 0, io.EOF
 }
 
 // TestTransportReusesReadBodies checks when a body's connection goes

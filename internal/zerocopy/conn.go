@@ -1,16 +1,3 @@
-// Package zerocopy counts, per connection, the bytes the kernel sent with
-// sendfile(2) and splice(2).
-//
-// net/http hands a file body to the connection's ReadFrom (see
-// net/http.(*response).ReadFrom); *net.TCPConn.ReadFrom then calls sendfile
-// when the source is an *os.File, or an *io.LimitedReader around one, and
-// otherwise copies through a user-space buffer. Conn sits exactly there, so it
-// counts what sendfile sent rather than guessing from types: a writer that
-// hides io.ReaderFrom anywhere between a handler and net/http shows up as zero.
-//
-// A socket body a reverse proxy hands over as a *Source is moved by
-// splice(2), socket to pipe to socket, and counted the same way (see
-// splice_linux.go for why Conn runs that loop itself).
 package zerocopy
 
 import (
@@ -36,16 +23,33 @@ type Listener struct {
 }
 
 // Accept waits for the next connection and returns it wrapped in a *Conn.
+// Refused a descriptor (EMFILE, ENFILE), it closes the pipes and, when
+// there were any, tries again at once.
 func (l Listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if descriptorsOut(err) && ReleasePipes() > 0 {
+				continue
+			}
+			return nil, err
+		}
+		if _, ok := c.(*tls.Conn); ok {
+			return c, nil
+		}
+		return NewConn(c), nil
 	}
-	if _, ok := c.(*tls.Conn); ok {
-		return c, nil
-	}
-	return NewConn(c), nil
 }
+
+// descriptorsOut reports an error of a call refused a descriptor.
+func descriptorsOut(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// openConns counts the Conns open, and sources the Sources being moved (each
+// a socket): they bound the descriptors in use from below where the numbers
+// the kernel hands out have holes beneath them.
+var openConns, sources atomic.Int64
 
 // Conn is a net.Conn that counts the bytes sendfile(2) and splice(2) sent
 // through it.
@@ -59,6 +63,7 @@ type Conn struct {
 	laddr    net.Addr
 	sendfile atomic.Int64
 	splice   atomic.Int64
+	closed   atomic.Bool
 }
 
 var (
@@ -70,6 +75,7 @@ var (
 // NewConn wraps c. The Conn is registered for FromContext until it is closed.
 func NewConn(c net.Conn) *Conn {
 	zc := &Conn{Conn: c}
+	openConns.Add(1)
 	// A fresh address value per connection (connreg's) is how a request,
 	// which holds only that value, finds the Conn, even when an inner Conn
 	// shares one address value between connections.
@@ -102,7 +108,10 @@ func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // Close closes the connection and removes it from the registry.
 func (c *Conn) Close() error {
-	connreg.Unregister(c.laddr)
+	if c.closed.CompareAndSwap(false, true) {
+		connreg.Unregister(c.laddr)
+		openConns.Add(-1)
+	}
 	return c.Conn.Close()
 }
 

@@ -203,9 +203,10 @@ func TestPutPipeClosesStrandedData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := getPipe()
+			pl := newPool(readBudget(), time.Hour, descriptorLimit)
+			p, why := pl.get()
 			if p == nil {
-				t.Fatal("no pipe")
+				t.Fatalf("no pipe: %d", why)
 			}
 			if tt.data > 0 {
 				if n, err := syscall.Write(p.w, make([]byte, tt.data)); n != tt.data || err != nil {
@@ -214,7 +215,7 @@ func TestPutPipeClosesStrandedData(t *testing.T) {
 			}
 			p.data = tt.data
 			r, w := p.r, p.w
-			putPipe(p)
+			pl.put(p)
 			for _, fd := range []int{r, w} {
 				_, err := fcntlGetfd(fd)
 				if closed := err == syscall.EBADF; closed != tt.wantClosed {

@@ -10,6 +10,8 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +27,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/fastpath-go/fastpath/ktls"
 )
 
 // Example is one example server: what it is called and how it serves.
@@ -54,7 +58,11 @@ type Server struct {
 	// Root is the directory served, for an example with Files.
 	Root *os.Root
 	// Listener listens on -addr; Serve wraps it in middleware.Listener.
+	// With -tls-cert and -tls-key it is ktls.NewListener's, so its
+	// connections are TLS, with kernel TLS where the kernel has it.
 	Listener net.Listener
+	// TLS is the TLS configuration of -tls-cert and -tls-key, or nil.
+	TLS *tls.Config
 	// Logger writes JSON records to standard output in batches (LogWriter).
 	Logger *slog.Logger
 	// TracerProvider, MeterProvider and Propagators are for the fastpath
@@ -123,6 +131,16 @@ func Run(ctx context.Context, ex Example, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer s.Listener.Close()
+	if cfg.TLSCert != "" {
+		if s.TLS, err = loadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return err
+		}
+		// HTTPS downloads by sendfile: the kernel encrypts where it can
+		// (ktls.NewListener), crypto/tls serves the rest, HTTP/2 included.
+		// The example wraps this in middleware.Listener, which works in
+		// either order.
+		s.Listener = ktls.NewListener(s.Listener, s.TLS, ktls.WithLogger(s.Logger))
+	}
 	return ex.Serve(ctx, s)
 }
 
@@ -150,4 +168,24 @@ func Plumbing(r *http.Request) bool {
 func Healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")
+}
+
+// loadTLS loads a certificate and key for HTTPS, offering HTTP/2 and
+// HTTP/1.1 (kernel TLS takes the HTTP/1.1 connections; see package ktls).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert, -tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}, nil
+}
+
+// selfSigned reports whether c's leaf signed itself, so a client needs it
+// as its own root (curl --cacert).
+func selfSigned(c *tls.Config) bool {
+	if c == nil || len(c.Certificates) == 0 || len(c.Certificates[0].Certificate) == 0 {
+		return false
+	}
+	leaf, err := x509.ParseCertificate(c.Certificates[0].Certificate[0])
+	return err == nil && leaf.CheckSignatureFrom(leaf) == nil
 }

@@ -49,11 +49,6 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-type fakeAddr string
-
-func (a fakeAddr) Network() string { return "tcp" }
-func (a fakeAddr) String() string  { return string(a) }
-
 // TestBanner checks the banner for hostile and plain file names, with and
 // without listings, and the download it suggests: the smallest file larger
 // than 512 bytes, with the sendfile bytes its log line will show. It runs
@@ -126,7 +121,7 @@ func TestBanner(t *testing.T) {
 				}
 			}
 			var b strings.Builder
-			banner(&b, fakeAddr("127.0.0.1:8080"), metrics, root, tt.listing)
+			banner(&b, base, metrics, root, tt.listing, "")
 			want := strings.Join([]string{
 				"fastpath: serving " + root + " on " + base + " (-addr picks another address)",
 				tt.files1,
@@ -160,5 +155,24 @@ func TestBanner(t *testing.T) {
 				t.Error("running the printed command created x")
 			}
 		})
+	}
+}
+
+// TestBannerHTTPS checks the banner of a server with -tls-cert: https URLs,
+// and a curl that trusts a self-signed certificate with --cacert, quoted.
+func TestBannerHTTPS(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.bin"), make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	banner(&b, "https://127.0.0.1:8443", "https://127.0.0.1:8443/metrics", root, false, "--cacert "+shellQuote("/etc/my cert.pem")+" ")
+	for _, want := range []string{
+		"fastpath: serving " + root + " on https://127.0.0.1:8443 (-addr picks another address)\n",
+		"  curl --cacert '/etc/my cert.pem' -o /dev/null -w '%{http_code} %{size_download}\\n' 'https://127.0.0.1:8443/files/a.bin'\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("banner:\n%s\nlacks:\n%s", b.String(), want)
+		}
 	}
 }

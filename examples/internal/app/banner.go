@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/fastpath-go/fastpath/ktls"
 )
 
 // sniffLen is how many bytes of a body net/http writes itself, with
@@ -22,12 +23,14 @@ const sniffLen = 512
 // which anyone may have written to: they are escaped into the URL and the
 // URL is shell-quoted, so a file named $(touch x) is printed as a command
 // that fetches it and runs nothing.
-func banner(w io.Writer, addr net.Addr, metricsURL, root string, listing bool) {
+//
+// base is the server's URL ("http://127.0.0.1:8080"); curlOpts are options
+// the suggested curl needs (a --cacert for a self-signed certificate).
+func banner(w io.Writer, base, metricsURL, root string, listing bool, curlOpts string) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		abs = root
 	}
-	base := "http://" + addr.String()
 	f := sampleFile(root)
 	fmt.Fprintf(w, "fastpath: serving %s on %s (-addr picks another address)\n", abs, base)
 	switch {
@@ -42,7 +45,7 @@ func banner(w io.Writer, addr net.Addr, metricsURL, root string, listing bool) {
 	fmt.Fprintf(w, "  metrics: %s\n", metricsURL)
 	fmt.Fprintf(w, "  health:  %s/healthz\n", base)
 	name := cmp.Or(f.name, "FILE")
-	curl := "curl -o /dev/null -w '%{http_code} %{size_download}\\n' " + shellQuote(base+"/files/"+url.PathEscape(name))
+	curl := "curl " + curlOpts + "-o /dev/null -w '%{http_code} %{size_download}\\n' " + shellQuote(base+"/files/"+url.PathEscape(name))
 	if f.size > sniffLen {
 		fmt.Fprintf(w, "try a download; its log line shows fastpath.response.sendfile.size %d, all but the first %d bytes, which net/http writes itself:\n  %s\n",
 			f.size-sniffLen, sniffLen, curl)
@@ -96,4 +99,17 @@ func sampleFile(dir string) file {
 		}
 	}
 	return best
+}
+
+// ktlsLine says, for the banner of an HTTPS server, whether this kernel takes
+// TLS sessions (kernel TLS), so downloads go by sendfile, or why not.
+func ktlsLine() string {
+	switch r := ktls.Available(); r {
+	case ktls.InKernel:
+		return "kernel TLS: on; HTTP/1.1 downloads go by sendfile, encrypted by the kernel (HTTP/2 stays in crypto/tls)"
+	case ktls.FallbackNoULP:
+		return "kernel TLS: off (" + string(r) + ": this kernel has no tls module loaded; sudo modprobe tls); HTTPS is served by crypto/tls, without sendfile"
+	default:
+		return "kernel TLS: off (" + string(r) + ", see package ktls); HTTPS is served by crypto/tls, without sendfile"
+	}
 }

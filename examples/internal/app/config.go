@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ type Config struct {
 	ShutdownTimeout   time.Duration // how long in-flight requests get on SIGINT or SIGTERM
 	DebugAddr         string        // where to serve net/http/pprof; "" for nowhere
 	MetricsAddr       string        // where to serve /metrics instead of the public listener; "" for there
+	TLSCert, TLSKey   string        // PEM files: serve HTTPS, with kernel TLS where the kernel has it
 
 	// For an example with Files:
 	Root        string        // directory served
@@ -54,6 +56,8 @@ func parseFlags(ex Example, args []string, stderr io.Writer) (Config, error) {
 	fset.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long in-flight requests get to finish")
 	fset.StringVar(&c.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address (keep it private), e.g. 127.0.0.1:6060")
 	fset.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of -addr, so metrics need not be public, e.g. 127.0.0.1:9464")
+	fset.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, the chain after the leaf), with kernel TLS where the kernel has it, so downloads still go by sendfile; needs -tls-key")
+	fset.StringVar(&c.TLSKey, "tls-key", "", "the private key (PEM) of -tls-cert")
 	if ex.Files {
 		fset.StringVar(&c.Root, "root", ".", "directory to serve under /files/")
 		fset.BoolVar(&c.Listing, "list", false, "serve directory listings")
@@ -66,6 +70,12 @@ func parseFlags(ex Example, args []string, stderr io.Writer) (Config, error) {
 		if err == flag.ErrHelp {
 			return c, err
 		}
+		return c, usageError{err}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		err := errors.New("-tls-cert and -tls-key go together")
+		fmt.Fprintln(stderr, err)
+		fset.Usage()
 		return c, usageError{err}
 	}
 	if fset.NArg() > 0 {

@@ -63,7 +63,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 	if s.Root != nil {
 		srv.ReadTimeout = ReadTimeout
 	}
-	metricsURL := "http://" + ln.Addr().String() + "/metrics"
+	scheme, curlOpts := "http", ""
+	if s.TLS != nil {
+		scheme = "https"
+		if selfSigned(s.TLS) {
+			curlOpts = "--cacert " + shellQuote(s.TLSCert) + " "
+		}
+	}
+	base := scheme + "://" + ln.Addr().String()
+	metricsURL := base + "/metrics"
 	if s.MetricsAddr != "" {
 		addr, stop, err := serveMetrics(s.MetricsAddr, s.Metrics)
 		if err != nil {
@@ -73,11 +81,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 		metricsURL = "http://" + addr.String() + "/metrics"
 	}
 	if s.Root != nil {
-		banner(s.stderr, ln.Addr(), metricsURL, s.Config.Root, s.Listing)
+		banner(s.stderr, base, metricsURL, s.Config.Root, s.Listing, curlOpts)
 	} else {
-		base := "http://" + ln.Addr().String()
 		fmt.Fprintf(s.stderr, "fastpath: %s on %s (-addr picks another address)\n  metrics: %s\n  health:  %s/healthz\n",
 			s.ex.Describe(), base, metricsURL, base)
+	}
+	if s.TLS != nil {
+		fmt.Fprintf(s.stderr, "  %s\n", ktlsLine())
 	}
 	if s.DebugAddr != "" {
 		stop, err := serveDebug(s.DebugAddr, s.stderr, tr)

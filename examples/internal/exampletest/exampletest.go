@@ -11,10 +11,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -35,6 +43,7 @@ import (
 
 	"github.com/fastpath-go/fastpath/examples/internal/app"
 	"github.com/fastpath-go/fastpath/internal/testutil"
+	"github.com/fastpath-go/fastpath/ktls"
 )
 
 // Want is what an example promises besides what every example does.
@@ -52,6 +61,9 @@ func Run(t *testing.T, ex app.Example, want Want) {
 	t.Run("metrics-addr", func(t *testing.T) { CheckMetricsAddr(t, ex) })
 	t.Run("banner", func(t *testing.T) { CheckBanner(t, ex) })
 	t.Run("help", func(t *testing.T) { CheckHelp(t, want.Package, ex.Addr) })
+	if ex.Files {
+		t.Run("tls", func(t *testing.T) { CheckTLS(t, ex) })
+	}
 }
 
 // Running is an example running in the test's process.
@@ -504,6 +516,7 @@ func CheckHelp(t *testing.T, pkg, addr string) {
 		{name: "--help", args: []string{"--help"}, status: 0},
 		{name: "unknown flag", args: []string{"-nope"}, status: 2},
 		{name: "stray argument", args: []string{"stray"}, status: 2},
+		{name: "-tls-cert without -tls-key", args: []string{"-tls-cert", "cert.pem"}, status: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -585,4 +598,120 @@ func CheckOTLP(t *testing.T, example app.Example) {
 	if got["/v1/traces"] == 0 || got["/v1/metrics"] == 0 {
 		t.Errorf("collector received %v, want traces and metrics", got)
 	}
+}
+
+// CheckTLS runs the example with -tls-cert and -tls-key (a self-signed
+// certificate) and downloads a file over HTTPS with HTTP/1.1 and with
+// HTTP/2. The banner says whether kernel TLS is in force here, and the log
+// lines say the same per request: with kernel TLS, the body past its first
+// 512 bytes by sendfile and no copy; without it (a kernel with no tls
+// module), the reason, and the copy reason client_tls. HTTP/2 stays in
+// crypto/tls (alpn) and is copied (client_http2).
+func CheckTLS(t *testing.T, example app.Example) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const size = 100000
+	if err := os.WriteFile(filepath.Join(root, "movie.mp4"), bytes.Repeat([]byte("v"), size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, pool := writeCertificate(t, dir)
+	var stdout, stderr testutil.LockedBuffer
+	ex := Start(t, example, []string{"-root", root, "-tls-cert", certFile, "-tls-key", keyFile}, &stdout, &stderr)
+	base := "https://" + strings.TrimPrefix(ex.Base, "http://")
+
+	kernel := ktls.Available()
+	for _, want := range []string{"on " + base + " ", "--cacert '" + certFile + "'", "kernel TLS: "} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("banner:\n%s\nlacks %q", stderr.String(), want)
+		}
+	}
+	if on := strings.Contains(stderr.String(), "kernel TLS: on;"); on != (kernel == ktls.InKernel) {
+		t.Errorf("banner:\n%s\nsays kernel TLS on: %v; ktls.Available() = %q", stderr.String(), on, kernel)
+	}
+	for _, http2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: http2}
+		if !http2 {
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get(base + "/files/movie.mp4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if err != nil || resp.StatusCode != 200 || n != size || (resp.ProtoMajor == 2) != http2 {
+			t.Fatalf("GET over %s: %d, %d bytes, %v", resp.Proto, resp.StatusCode, n, err)
+		}
+	}
+	ex.Stop(t)
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d log lines, want 2:\n%s", len(recs), stdout.String())
+	}
+	h1 := map[string]any{"fastpath.tls.ktls": kernel == ktls.InKernel, "fastpath.response.sendfile.size": float64(size - 512)}
+	if kernel != ktls.InKernel {
+		h1["fastpath.tls.ktls_fallback"] = string(kernel)
+		h1["fastpath.response.copy_reason"] = "client_tls"
+		h1["fastpath.response.sendfile.size"] = 0.0
+	}
+	h2 := map[string]any{"fastpath.tls.ktls": false, "fastpath.tls.ktls_fallback": "alpn", "fastpath.response.copy_reason": "client_http2"}
+	for i, want := range []map[string]any{h1, h2} {
+		for k, v := range want {
+			if recs[i][k] != v {
+				t.Errorf("request %d: %s = %v, want %v\n%v", i, k, recs[i][k], v, recs[i])
+			}
+		}
+	}
+}
+
+// writeCertificate writes a self-signed certificate for 127.0.0.1 and its
+// key to dir as PEM files, and returns their paths and a pool that trusts
+// the certificate.
+func writeCertificate(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(leaf)
+	return certFile, keyFile, pool
 }

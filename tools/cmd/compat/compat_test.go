@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fastpath-go/fastpath/internal/testutil"
+	"github.com/fastpath-go/fastpath/middleware"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/compat.md with the table this code generates")
@@ -140,7 +141,12 @@ func (o *opaque) WriteHeader(code int)        { o.w.WriteHeader(code) }
 func TestWalkWriters(t *testing.T) {
 	base := httptest.NewRecorder()
 	chain := walkWriters(&opaque{w: &unwrapping{w: &testutil.CountingWriter{ResponseWriter: base}}})
-	want := []link{{"*main.opaque", false}, {"*main.unwrapping", false}, {"*testutil.CountingWriter", false}, {"*httptest.ResponseRecorder", false}}
+	want := []link{
+		{Type: "*main.opaque", GoType: "*main.opaque"},
+		{Type: "*main.unwrapping", GoType: "*main.unwrapping"},
+		{Type: "*testutil.CountingWriter", GoType: "*testutil.CountingWriter"},
+		{Type: "*httptest.ResponseRecorder", GoType: "*httptest.ResponseRecorder"},
+	}
 	if len(chain) != len(want) {
 		t.Fatalf("chain %v, want %v", chain, want)
 	}
@@ -190,5 +196,154 @@ func TestCells(t *testing.T) {
 	}
 	if d := diff(doc, strings.ReplaceAll(doc, "| x |", "| y |")); d == "" {
 		t.Error("a table change went unnoticed")
+	}
+}
+
+func TestReason(t *testing.T) {
+	const (
+		mib     = 1 << 20
+		counter = "*testutil.CountingWriter from github.com/fastpath-go/fastpath/internal/testutil"
+		fancy   = "github.com/go-chi/chi/v5/middleware.(*httpFancyWriter).ReadFrom"
+	)
+	// Chains the file handler may get: a wrapper without ReadFrom over
+	// fastpath's, and one that has it.
+	hiding := []link{
+		{Type: "*testutil.CountingWriter", GoType: "*testutil.CountingWriter"},
+		{Type: "*middleware.recordWriter", GoType: "*middleware.recordWriter", ReadFrom: true},
+	}
+	keeping := []link{{Type: "*middleware.httpFancyWriter", GoType: "*middleware.httpFancyWriter", ReadFrom: true}}
+	kept := measurement{client: response{Body: 64 * mib, ContentLength: 64 * mib}, server: observation{Sendfile: 64*mib - sniffLen, Chain: keeping}}
+	lost := func(reason middleware.CopyReason, wrapper string, chain []link) measurement {
+		return measurement{
+			client: response{Body: 64 * mib, ContentLength: 64 * mib},
+			server: observation{Chain: chain, Logged: logged{CopyReason: reason, CopyWrapper: wrapper}},
+		}
+	}
+	gzipped := func(m measurement) measurement {
+		m.client.ContentEncoding, m.client.ContentLength = "gzip", -1
+		return m
+	}
+	zero := int64(0)
+	reported0 := kept
+	reported0.reported = &zero
+
+	for _, tc := range []struct {
+		name      string
+		full, rng measurement
+		culprit   string
+		want      string
+	}{
+		{
+			name: "kept",
+			full: kept, rng: kept,
+			want: "—",
+		},
+		{
+			name: "kept, with a size of 0 reported",
+			full: reported0, rng: reported0,
+			want: "kept, but its size counts only `Write`: the file goes by `ReadFrom`, which it passes through uncounted",
+		},
+		{
+			name: "fastpath names the wrapper compat finds",
+			full: lost(middleware.CopyReasonNoReadFrom, counter, hiding), rng: lost(middleware.CopyReasonNoReadFrom, counter, hiding),
+			culprit: serveContentCopy,
+			want:    "`no_readfrom`: `*testutil.CountingWriter` from `github.com/fastpath-go/fastpath/internal/testutil`",
+		},
+		{
+			name: "a wrapper without a package",
+			full: lost(middleware.CopyReasonNoReadFrom, "struct { http.ResponseWriter }", nil), rng: lost(middleware.CopyReasonNoReadFrom, "struct { http.ResponseWriter }", nil),
+			culprit: serveContentCopy,
+			want:    "`no_readfrom`: `struct { http.ResponseWriter }`",
+		},
+		{
+			name: "fastpath names another wrapper than compat",
+			full: lost(middleware.CopyReasonNoReadFrom, "*gzip.outer from example.com/gzip", hiding), rng: lost(middleware.CopyReasonNoReadFrom, "*gzip.outer from example.com/gzip", hiding),
+			culprit: serveContentCopy,
+			want:    "`no_readfrom`: `*gzip.outer` from `example.com/gzip`; compat: `*testutil.CountingWriter` is the writer that hides `ReadFrom` (it wraps `*middleware.recordWriter`, which has)",
+		},
+		{
+			name: "encoded says the compression, compat the ReadFrom that copies",
+			full: gzipped(lost(middleware.CopyReasonEncoded, "", keeping)), rng: gzipped(lost(middleware.CopyReasonEncoded, "", keeping)),
+			culprit: "github.com/gorilla/handlers.(*compressResponseWriter).ReadFrom",
+			want:    "`encoded`; compat: `handlers.(*compressResponseWriter).ReadFrom` copies the file through `Write` (`io.Copy`) instead of passing it down",
+		},
+		{
+			name: "no_readfrom on a compressed full download",
+			full: gzipped(lost(middleware.CopyReasonNoReadFrom, counter, hiding)), rng: lost(middleware.CopyReasonNoReadFrom, counter, hiding),
+			culprit: serveContentCopy,
+			want:    "`no_readfrom`: `*testutil.CountingWriter` from `github.com/fastpath-go/fastpath/internal/testutil`; compat, full download: compressed on the fly (`Content-Encoding: gzip` set, `Content-Length` removed)",
+		},
+		{
+			name: "chunked says the missing Content-Length",
+			full: func() measurement {
+				m := lost(middleware.CopyReasonChunked, "", keeping)
+				m.client.ContentLength = -1
+				return m
+			}(),
+			rng:  lost(middleware.CopyReasonChunked, "", keeping),
+			want: "`chunked`",
+		},
+		{
+			name: "silent: a ReadFrom that copies",
+			full: lost("", "", keeping), rng: lost("", "", keeping),
+			culprit: fancy,
+			want:    "fastpath cannot tell; compat: `middleware.(*httpFancyWriter).ReadFrom` copies the file through `Write` (`io.Copy`) instead of passing it down",
+		},
+		{
+			name: "silent: a handler fastpath does not know",
+			full: lost("", "", hiding), rng: lost("", "", hiding),
+			culprit: serveContentCopy,
+			want:    "fastpath cannot tell; compat: `*testutil.CountingWriter` has no `ReadFrom` (it wraps `*middleware.recordWriter`, which has)",
+		},
+		{
+			name: "silent: nothing found",
+			full: lost("", "", keeping), rng: lost("", "", keeping),
+			want: "fastpath cannot tell; compat found nothing either",
+		},
+		{
+			name: "the two downloads differ",
+			full: lost(middleware.CopyReasonNoReadFrom, counter, hiding), rng: lost("", "", hiding),
+			culprit: serveContentCopy,
+			want:    "full download: `no_readfrom`: `*testutil.CountingWriter` from `github.com/fastpath-go/fastpath/internal/testutil`; range: fastpath cannot tell; compat, range: `*testutil.CountingWriter` has no `ReadFrom` (it wraps `*middleware.recordWriter`, which has)",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &result{full: tc.full, rng: tc.rng, culprit: tc.culprit}
+			if got := reason(r); got != tc.want {
+				t.Errorf("reason\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	ok := measurement{
+		client: response{Body: 1 << 20},
+		server: observation{Sendfile: 1<<20 - sniffLen, Logged: logged{Records: 1, HasSendfile: true, Sendfile: 1<<20 - sniffLen}},
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *measurement)
+		want   string
+	}{
+		{"consistent", func(*measurement) {}, ""},
+		{"two records", func(m *measurement) { m.server.Logged.Records = 2 }, "fastpath's Logger wrote 2 records, want 1"},
+		{"no sendfile size", func(m *measurement) { m.server.Logged.HasSendfile = false }, "fastpath's Logger recorded no sendfile size though it was served through Listener"},
+		{"sendfile sizes differ", func(m *measurement) { m.server.Logged.Sendfile = 7 }, "fastpath's Logger recorded 7 sendfile bytes, the connection counted 1048064"},
+		{"a copy reason for a kept body", func(m *measurement) {
+			m.server.Logged.CopyReason, m.server.Logged.CopyWrapper = middleware.CopyReasonNoReadFrom, "*x.w from example.com/x"
+		}, `fastpath's Logger recorded copy reason "no_readfrom" (wrapper "*x.w from example.com/x") for a body sendfile sent`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := ok
+			tc.change(&m)
+			got := ""
+			if err := m.check(); err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("check: %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -4,9 +4,10 @@
 //
 // Each row of the table puts one middleware, alone, between fastpath's stack
 // (Tracing, Metrics and Logger, served through middleware.Listener) and a
-// handler that serves a 64 MiB file with http.ServeContent, on a loopback
-// server. A client downloads the file in full and with a single Range, and the
-// row records, per request:
+// handler that serves a 64 MiB file with fastpath's handlers.ServeContent
+// (one control row uses http.ServeContent, a handler fastpath does not know),
+// on a loopback server. A client downloads the file in full and with a single
+// Range, and the row records, per request:
 //
 //   - whether the body still went by sendfile(2), from the count the
 //     connection itself keeps (internal/zerocopy), and the zero-copy share;
@@ -14,9 +15,12 @@
 //     client received, and the status fastpath recorded;
 //   - for middlewares that report a response size themselves, the size they
 //     reported against the truth;
-//   - when the fast path is lost, why: the writer that hides io.ReaderFrom,
-//     the ReadFrom method that copies instead of passing the file down, or
-//     the header change that forced a compressed or chunked body.
+//   - when the fast path is lost, why: the copy reason and wrapper fastpath's
+//     Logger recorded (middleware.CopyReasonKey, middleware.CopyWrapperKey),
+//     then what this command found that they do not say: the writer that
+//     hides io.ReaderFrom, the ReadFrom method that copies instead of
+//     passing the file down, or the header change that forced a compressed
+//     or chunked body.
 //
 // Module versions come from the binary's build information, never from text
 // typed by hand. The table holds no timings, so it is the same on every run

@@ -22,6 +22,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	// fastpath's handlers; gorilla's are "handlers" in rows.go.
+	fphandlers "github.com/fastpath-go/fastpath/handlers"
 	"github.com/fastpath-go/fastpath/internal/testutil"
 	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/middleware"
@@ -104,6 +106,11 @@ type logged struct {
 	Status      int   // http.response.status_code
 	Sendfile    int64 // fastpath.response.sendfile.size
 	HasSendfile bool
+	// CopyReason and CopyWrapper are fastpath's diagnosis of a copied body
+	// (fastpath.response.copy_reason and fastpath.response.copy_wrapper),
+	// empty when it recorded none.
+	CopyReason  middleware.CopyReason
+	CopyWrapper string
 }
 
 // obsKey is the request context key of the request's *observation.
@@ -129,6 +136,10 @@ func (logSink) Handle(ctx context.Context, rec slog.Record) error {
 			o.Logged.Status = int(a.Value.Int64())
 		case middleware.SendfileSizeKey:
 			o.Logged.Sendfile, o.Logged.HasSendfile = a.Value.Int64(), true
+		case middleware.CopyReasonKey:
+			o.Logged.CopyReason = middleware.CopyReason(a.Value.String())
+		case middleware.CopyWrapperKey:
+			o.Logged.CopyWrapper = a.Value.String()
 		}
 		return true
 	})
@@ -157,6 +168,14 @@ var (
 // newRouter returns the application: a chi router with fastpath's stack and
 // then the row's middleware, serving the file (or, with diagnose, a small
 // in-memory body whose reads are traced) on GET /files/{name}.
+//
+// The file goes out through handlers.ServeContent, fastpath's own, unless the
+// row asks for net/http's: fastpath's handler tells the middleware when the
+// writer it copies to lacks io.ReaderFrom or compresses on the fly, so the
+// diagnosis fastpath logs applies to every row. The diagnostic body goes
+// through http.ServeContent in every row, as handlers.ServeContent takes only
+// a file: both hand the body to the writer with io.CopyN, so the same code
+// copies it below them.
 func newRouter(rw *row, f *testFile, mw func(http.Handler) http.Handler, diagnose bool) http.Handler {
 	r := chi.NewRouter()
 	r.Use(
@@ -191,7 +210,11 @@ func newRouter(rw *row, f *testFile, mw func(http.Handler) http.Handler, diagnos
 			return
 		}
 		defer file.Close()
-		http.ServeContent(w, r, "", f.modTime, file)
+		if rw.netHTTP {
+			http.ServeContent(w, r, "", f.modTime, file)
+			return
+		}
+		fphandlers.ServeContent(w, r, "", f.modTime, file)
 	})
 	return r
 }
@@ -401,8 +424,8 @@ func measure(ctx context.Context, rw *row, k kind, f *testFile) (measurement, er
 }
 
 // check returns an error when the measurement does not hang together: the
-// Logger's record is missing, or its sendfile count disagrees with the
-// connection's.
+// Logger's record is missing, its sendfile count disagrees with the
+// connection's, or it gives a copy reason for a body sendfile sent.
 func (m measurement) check() error {
 	lg := m.server.Logged
 	if lg.Records != 1 {
@@ -413,6 +436,9 @@ func (m measurement) check() error {
 	}
 	if lg.Sendfile != m.server.Sendfile {
 		return fmt.Errorf("fastpath's Logger recorded %d sendfile bytes, the connection counted %d", lg.Sendfile, m.server.Sendfile)
+	}
+	if m.kept() && lg.CopyReason != "" {
+		return fmt.Errorf("fastpath's Logger recorded copy reason %q (wrapper %q) for a body sendfile sent", lg.CopyReason, lg.CopyWrapper)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 // net/http.
 type link struct {
 	Type     string // its type, as fmt's %T prints it (anonymous structs shortened)
+	GoType   string // its type in full, as fastpath's copy_wrapper names it
 	ReadFrom bool   // whether it implements io.ReaderFrom
 }
 
@@ -32,7 +33,8 @@ func walkWriters(w http.ResponseWriter) []link {
 	var chain []link
 	v := reflect.ValueOf(w)
 	for i := 0; i < maxChain && v.IsValid(); i++ {
-		chain = append(chain, link{Type: typeName(v.Type()), ReadFrom: v.Type().Implements(readerFromType)})
+		t := v.Type()
+		chain = append(chain, link{Type: typeName(t), GoType: t.String(), ReadFrom: t.Implements(readerFromType)})
 		v = wrapped(v)
 	}
 	return chain
@@ -154,6 +156,12 @@ const (
 	serveContentCopy  = "net/http.serveContent"
 	serveContentCopy2 = "net/http.ServeContent"
 )
+
+// handlerCopied reports whether culprit is the diagnostic request's handler
+// itself: it copied the body because its writer has no ReadFrom.
+func handlerCopied(culprit string) bool {
+	return culprit == serveContentCopy || culprit == serveContentCopy2
+}
 
 // culprit returns the function that started a copy of the body that was
 // not on the fast path, or "" when all the copies were.

@@ -99,6 +99,9 @@ type row struct {
 	// prefix is put before /files/ in the path the client asks for, for a
 	// middleware that strips it.
 	prefix string
+	// netHTTP serves the file with net/http's http.ServeContent instead of
+	// fastpath's handlers.ServeContent: a handler fastpath knows nothing of.
+	netHTTP bool
 	// new returns a fresh instance of the middleware, so that what it
 	// reports is about the requests of one server only.
 	new func() instance
@@ -134,17 +137,14 @@ var rows = []*row{
 		id:     "control",
 		name:   "control: naive byte-counting wrapper (struct embedding `http.ResponseWriter`, counting in `Write`)",
 		module: modSelf,
-		new: func() instance {
-			var n atomic.Int64
-			mw := func(next http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					cw := &testutil.CountingWriter{ResponseWriter: w}
-					next.ServeHTTP(cw, r)
-					n.Store(cw.N)
-				})
-			}
-			return instance{mw: mw, reported: func() (int64, error) { return n.Load(), nil }}
-		},
+		new:    countingWrapper,
+	},
+	{
+		id:      "control-net-http",
+		name:    "control: the same wrapper, file served by net/http's `http.ServeContent` (a handler fastpath does not know)",
+		module:  modSelf,
+		netHTTP: true,
+		new:     countingWrapper,
 	},
 
 	// go-chi/chi/v5 middleware.
@@ -460,6 +460,20 @@ var rows = []*row{
 		new: plain(func() func(http.Handler) http.Handler {
 			return func(next http.Handler) http.Handler { return nosurf.New(next) }
 		})},
+}
+
+// countingWrapper is the control: a wrapper that embeds http.ResponseWriter
+// to count the bytes written, and so hides io.ReaderFrom.
+func countingWrapper() instance {
+	var n atomic.Int64
+	mw := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cw := &testutil.CountingWriter{ResponseWriter: w}
+			next.ServeHTTP(cw, r)
+			n.Store(cw.N)
+		})
+	}
+	return instance{mw: mw, reported: func() (int64, error) { return n.Load(), nil }}
 }
 
 // rowByID returns the row with the given id, or nil.

@@ -94,6 +94,8 @@ func TestStraceCrossCheck(t *testing.T) {
 		{"chi-logger", true},
 		{"otelhttp", true},
 		{"control", false},
+		{"control-net-http", false},
+		{"chi-compress", false},
 		{"httplog-body", false},
 		{"std-stripprefix", true},
 		{"go-http-metrics", false},

@@ -18,10 +18,21 @@
 // come from separate runs under strace -f. A proxy whose program is missing
 // is skipped, saying so; without nginx the upstream is a Go
 // handlers.FileServer instead.
+//
+// The load scenarios then put ReverseProxy and fastpath alone under load,
+// as root and as a plain user (a user id no process runs as, whose pipes the
+// kernel limits to fs.pipe-user-pages-soft; run as a plain user, the
+// command uses its own): 300 downloads of a 16 MiB file at once, and 48
+// downloads of a 32 MiB file at once while 80 slow clients read the big file
+// at 50 KB/s each. Their table adds fastpath's pipes: splice calls per GiB,
+// the largest pipe, the pipes made, and the bodies copied for want of one.
+//
+//	go run ./tools/cmd/proxybench -rounds 5 -scenarios concurrent,slow -as root,user
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,7 +51,9 @@ import (
 	"time"
 
 	"github.com/fastpath-go/fastpath/handlers"
+	"github.com/fastpath-go/fastpath/internal/asuser"
 	"github.com/fastpath-go/fastpath/internal/strace"
+	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/middleware"
 	"github.com/fastpath-go/fastpath/proxy"
 	"github.com/fastpath-go/fastpath/tools/internal/benchproc"
@@ -68,16 +81,44 @@ func main() {
 	downloads := flag.Int("downloads", 4, "downloads of the file per round")
 	rounds := flag.Int("rounds", 5, "interleaved rounds for the CPU median")
 	straceRounds := flag.Int("strace-rounds", 1, "traced runs per proxy for the system calls (0: none)")
+	scenarios := flag.String("scenarios", "sequential,concurrent,slow", "what to run: sequential (the four proxies, one download at a time), concurrent, slow, pipesizes (a bare splice loop per pipe size against a copy)")
+	loop := flag.Int("loop", -1, "internal: run the bare loop with this pipe size (0: the copy)")
+	as := flag.String("as", "root,user", "whom the load scenarios run the Go proxies as: root, user (a plain user)")
 	flag.Parse()
 	var err error
 	switch {
+	case *loop >= 0:
+		err = runLoop(*loop, *upstream, *size)
 	case *child != "":
 		err = serveProxy(*child, *upstream)
 	case *serveDir != "":
 		err = serveFiles(*serveDir)
 	default:
 		var res *results
-		res, err = run(config{size: *size, downloads: *downloads, rounds: *rounds, straceRounds: *straceRounds, progress: os.Stderr})
+		cfg := config{size: *size, downloads: *downloads, rounds: *rounds, straceRounds: *straceRounds, progress: os.Stderr}
+		for _, sc := range strings.Split(*scenarios, ",") {
+			switch sc {
+			case "sequential":
+				cfg.sequential = true
+			case "concurrent":
+				cfg.load = append(cfg.load, concurrentScenario)
+			case "slow":
+				cfg.load = append(cfg.load, slowScenario)
+			case "pipesizes":
+				cfg.pipeSizes = true
+			default:
+				err = fmt.Errorf("-scenarios: unknown %q", sc)
+			}
+		}
+		if err == nil && len(cfg.load) > 0 {
+			if os.Geteuid() != 0 {
+				*as = "user"
+			}
+			cfg.accounts, err = accounts(*as)
+		}
+		if err == nil {
+			res, err = run(cfg)
+		}
 		if err == nil {
 			res.write(os.Stdout)
 		}
@@ -95,7 +136,20 @@ type config struct {
 	straceRounds int
 	progress     io.Writer
 	noPin        bool // tests share the machine with other tests
+	sequential   bool // the four proxies, one download at a time
+	load         []*scenario
+	accounts     []account
+	pipeSizes    bool // the bare splice loop through each pipe size, against a copy
 }
+
+// pipeSizesTotal is what each loop of the pipe sizes scenario moves.
+const pipeSizesTotal = 512 << 20
+
+// The load scenarios of the command line.
+var (
+	concurrentScenario = &scenario{name: "300 concurrent", file: "load16.bin", downloads: 300, size: 16 << 20}
+	slowScenario       = &scenario{name: "80 slow + 48", file: "load32.bin", downloads: 48, size: 32 << 20, slow: 80, slowRate: 50000}
+)
 
 type result struct {
 	name     string
@@ -108,11 +162,13 @@ type result struct {
 }
 
 type results struct {
-	cfg      config
-	upstream string
-	pinned   bool
-	list     []*result
-	took     time.Duration
+	cfg       config
+	upstream  string
+	pinned    bool
+	list      []*result
+	load      []*loadResult
+	pipeSizes []*pipeSizeResult
+	took      time.Duration
 }
 
 // bench holds what one run needs.
@@ -120,6 +176,7 @@ type bench struct {
 	cfg      config
 	dir      string
 	self     string
+	userSelf string // a copy of self a plain user can run
 	upstream string // URL
 	pin      bool
 }
@@ -134,11 +191,24 @@ func run(cfg config) (*results, error) {
 	if err := benchproc.WriteFile(filepath.Join(files, "big.bin"), cfg.size); err != nil {
 		return nil, err
 	}
+	for _, sc := range cfg.load {
+		if err := benchproc.WriteFile(filepath.Join(files, sc.file), sc.size); err != nil {
+			return nil, err
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	b := &bench{cfg: cfg, dir: dir, self: self, pin: !cfg.noPin && benchproc.PinClient(cfg.progress, "proxybench")}
+	if slices.ContainsFunc(cfg.accounts, func(a account) bool { return a.uid >= 0 }) {
+		exe, remove, err := asuser.Executable(self)
+		if err != nil {
+			return nil, err
+		}
+		defer remove()
+		b.userSelf = exe
+	}
 	res := &results{cfg: cfg, pinned: b.pin}
 	stopUp, desc, err := b.startUpstream(files)
 	if err != nil {
@@ -146,6 +216,16 @@ func run(cfg config) (*results, error) {
 	}
 	defer stopUp()
 	res.upstream = desc
+	if cfg.pipeSizes {
+		if res.pipeSizes, err = b.runPipeSizes(filepath.Join(files, "big.bin"), pipeSizesTotal); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.sequential {
+		res.load, err = b.runLoad(cfg.load, cfg.accounts)
+		res.took = time.Since(start)
+		return res, err
+	}
 	for _, name := range proxies {
 		r := &result{name: name}
 		if why := available(name); why != "" {
@@ -186,6 +266,11 @@ func run(cfg config) (*results, error) {
 				return nil, err
 			}
 			r.calls, r.traced = sum, true
+		}
+	}
+	if len(cfg.load) > 0 {
+		if res.load, err = b.runLoad(cfg.load, cfg.accounts); err != nil {
+			return nil, err
 		}
 	}
 	res.took = time.Since(start)
@@ -419,7 +504,12 @@ func serveProxy(name, spec string) error {
 	io.Copy(io.Discard, os.Stdin)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(ctx)
+	err = srv.Shutdown(ctx)
+	if name == pFastpath {
+		raw, _ := json.Marshal(zerocopy.Pipes())
+		fmt.Printf("PIPES %s\n", raw)
+	}
+	return err
 }
 
 // serveFiles is the upstream when nginx is missing; it runs until killed.
@@ -460,6 +550,23 @@ func (res *results) find(name string) *result {
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
 
 func (res *results) write(w io.Writer) {
+	defer func() {
+		if len(res.load) > 0 {
+			writeLoad(w, res.load, res.cfg.rounds)
+		}
+		if len(res.pipeSizes) > 0 {
+			writePipeSizes(w, res.pipeSizes, pipeSizesTotal, res.cfg.rounds)
+		}
+	}()
+	if len(res.list) == 0 {
+		fmt.Fprintf(w, "upstream %s; took %s\n%s; ", res.upstream, res.took.Round(time.Second), benchproc.Machine())
+		if res.pinned {
+			fmt.Fprintln(w, "proxy pinned to CPU 0, client and upstream to CPU 1")
+		} else {
+			fmt.Fprintln(w, "not pinned")
+		}
+		return
+	}
 	fmt.Fprintf(w, "%d downloads of a %d MiB file per round through each proxy, upstream %s; CPU: the proxy process, median of %d interleaved rounds; system calls: %d traced run(s); took %s\n",
 		res.cfg.downloads, res.cfg.size>>20, res.upstream, res.cfg.rounds, res.cfg.straceRounds, res.took.Round(time.Second))
 	pinned := "not pinned"
