@@ -102,6 +102,12 @@ func runLocal(cfg config) (*place, error) {
 			r.Served, r.TLS, r.KernelTX, r.KernelRX, r.Child = m.served, m.tls, m.tx, m.rx, m.child
 		}
 	}
+	if cfg.measured != nil && p.StraceErr == "" && cfg.straceRounds > 0 {
+		early := *p
+		early.StraceErr = "the run ended before strace finished"
+		early.Machine, early.LoadEnd, early.Took = benchproc.Machine(), loadAverage(), time.Since(start)
+		cfg.measured(&early)
+	}
 	for round := range cfg.straceRounds {
 		if p.StraceErr != "" {
 			break

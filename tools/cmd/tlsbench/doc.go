@@ -5,12 +5,12 @@
 // booting Debian's kernel, which has the tls module most CI machines lack:
 //
 //	.ci/install-tools bench   # nginx-light, when missing; strace and QEMU come without bench
-//	go run ./tools/cmd/tlsbench                                  # a smoke test: 64 MiB, about 2 minutes
-//	go run ./tools/cmd/tlsbench -size 268435456 -rounds 5        # the README's figures, about 8 minutes
+//	go run ./tools/cmd/tlsbench                                  # a smoke test: 64 MiB, several minutes
+//	go run ./tools/cmd/tlsbench -size 268435456 -rounds 3        # the README's figures, about 20 minutes
 //
 // Flags: -where local,guest (where to run, comma separated), -size (bytes),
 // -downloads (per round, 1), -rounds (3), -strace-rounds (1; 0 counts no
-// system calls), -guest-memory (MiB, 2048), -guest-timeout (30m), -v
+// system calls), -guest-memory (MiB, 2048), -guest-timeout (60m), -v
 // (every round's figures and every traced call).
 //
 // The stacks, each a process of its own serving one file by
@@ -57,11 +57,14 @@
 // compare the rows of one run and say nothing of a real CPU's speed; load
 // on the host slows the emulation, so the host's load average is printed.
 // A guest that cannot boot here (QEMU or the kernel package missing) is
-// reported skipped, with the reason.
+// reported skipped, with the reason. The guest prints its results once its
+// CPU rounds are done and again at the end, so a guest that runs out of
+// -guest-timeout while counting system calls still reports its CPU
+// figures, with the system calls not counted.
 //
-// Under emulation a 256 MiB download costs the crypto/tls server about 25 s
-// of CPU, and tracing it with strace about 100 s, hence the smaller default
-// size.
+// Under emulation a 256 MiB download costs the crypto/tls server one to two
+// minutes of CPU, and tracing it with strace about 7 minutes (on a 2-core
+// EPYC VM under load), hence the smaller default size.
 //
 // It builds on Linux only: it reads /proc, pins processes to CPUs and
 // counts system calls with strace.

@@ -59,6 +59,10 @@ type config struct {
 	guestMemory  int
 	guestTimeout time.Duration
 	progress     io.Writer
+	// measured, when set, receives the run once its CPU rounds are done,
+	// before the system calls are counted: the guest prints it, so that a
+	// guest that runs out of time still leaves its CPU figures.
+	measured func(*place)
 }
 
 // place is what one run, local or in the guest, measured.
@@ -110,7 +114,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds for the CPU median")
 	straceRounds := flag.Int("strace-rounds", 1, "traced runs per stack for the system calls (0: none)")
 	guestMemory := flag.Int("guest-memory", 2048, "the guest's memory, in MiB (the file lives in it)")
-	guestTimeout := flag.Duration("guest-timeout", 30*time.Minute, "bound on the guest's whole run")
+	guestTimeout := flag.Duration("guest-timeout", time.Hour, "bound on the guest's whole run")
 	verbose := flag.Bool("v", false, "also print every round's CPU time and every traced call")
 	flag.Parse()
 	if *child != "" {
@@ -126,18 +130,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tlsbench:", err)
 		os.Exit(2)
 	}
+	if *asJSON {
+		cfg.measured = func(p *place) { printResults([]*place{p}) }
+	}
 	places, err := run(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tlsbench:", err)
 		os.Exit(1)
 	}
 	if *asJSON {
-		b, err := json.Marshal(places)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "tlsbench:", err)
-			os.Exit(1)
-		}
-		fmt.Println(resultPrefix + string(b))
+		printResults(places)
 		return
 	}
 	for _, p := range places {
@@ -146,6 +148,17 @@ func main() {
 			p.writeDetails(os.Stdout)
 		}
 	}
+}
+
+// printResults prints the result line the host reads from the guest's
+// output; the last one printed counts.
+func printResults(places []*place) {
+	b, err := json.Marshal(places)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tlsbench:", err)
+		os.Exit(1)
+	}
+	fmt.Println(resultPrefix + string(b))
 }
 
 func (cfg config) check() error {
@@ -186,22 +199,27 @@ func run(cfg config) ([]*place, error) {
 	return places, nil
 }
 
-// parseResults finds the result line in a run's output.
+// parseResults reads the last result line in a run's output: the guest
+// prints one when its CPU rounds are done and one at the end.
 func parseResults(out string) ([]*place, error) {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 16<<20)
+	last, found := "", false
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		if js, ok := strings.CutPrefix(line, resultPrefix); ok {
-			var places []*place
-			if err := json.Unmarshal([]byte(js), &places); err != nil {
-				return nil, fmt.Errorf("the result line: %w", err)
-			}
-			return places, nil
+			last, found = js, true
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	return nil, errors.New("no result line in the output")
+	if !found {
+		return nil, errors.New("no result line in the output")
+	}
+	var places []*place
+	if err := json.Unmarshal([]byte(last), &places); err != nil {
+		return nil, fmt.Errorf("the result line: %w", err)
+	}
+	return places, nil
 }

@@ -241,6 +241,8 @@ func TestParseResults(t *testing.T) {
 		wantErr string
 	}{
 		{name: "among progress", out: "1s round 1/1: x\r\n" + resultPrefix + `[{"Where":"local","Rows":[{"Stack":"net/http + crypto/tls"}]}]` + "\r\nbye\n", want: 1},
+		{name: "the last of two", out: resultPrefix + `[{"Where":"local","Rows":[{"Stack":"x"}]}]` + "\n1s strace 1/1: x\n" +
+			resultPrefix + `[{"Where":"local","Rows":[{"Stack":"net/http + crypto/tls"}]}]` + "\n", want: 1},
 		{name: "none", out: "1s round 1/1: x\n", wantErr: "no result line in the output"},
 		{name: "cut short", out: resultPrefix + `[{"Where":`, wantErr: "the result line: unexpected end of JSON input"},
 	}
@@ -287,6 +289,9 @@ func TestLineFilter(t *testing.T) {
 	}
 	if want := "guest: 1s round 1/1: x\nguest: done\n"; b.String() != want {
 		t.Errorf("filtered %q, want %q", b.String(), want)
+	}
+	if want := resultPrefix + "[{}]\n"; f.last() != want {
+		t.Errorf("last result line %q, want %q", f.last(), want)
 	}
 }
 
