@@ -35,6 +35,11 @@ func needKernel(t *testing.T) {
 	}
 }
 
+// patientHandshake is the handshake timeout of tests that are not about it:
+// a handshake in the emulated guest on a busy machine has taken more than
+// DefaultHandshakeTimeout.
+var patientHandshake = WithHandshakeTimeout(5 * time.Minute)
+
 // tap keeps the bytes a client reads, to look at the server's records.
 type tap struct {
 	net.Conn
@@ -95,7 +100,7 @@ func connect(t *testing.T, version uint16, opts ...Option) *session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}, opts...)
+	ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}, append([]Option{patientHandshake}, opts...)...)
 	t.Cleanup(func() { ln.Close() })
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -400,7 +405,7 @@ func TestHandOffFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}})
+			ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}, patientHandshake)
 			defer ln.Close()
 			accepted := make(chan net.Conn, 1)
 			go func() {
@@ -476,7 +481,7 @@ func TestPipelined(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}})
+			ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}, patientHandshake)
 			kernel := make(chan bool, 2)
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				st, _ := FromContext(r.Context())
@@ -563,7 +568,7 @@ func TestH2AndHTTP1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+	ln := NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}, patientHandshake)
 	type seen struct {
 		proto int
 		st    State
