@@ -34,9 +34,10 @@
 //     connection wraps what Accept returned; its ReadFrom hands the file to
 //     (*Conn).ReadFrom, which hands it to the socket.
 //
-// A *Conn is not a *tls.Conn, so net/http leaves r.TLS nil for its
-// requests; Conn.ConnectionState has the session's state as crypto/tls
-// reported it, for fastpath's middleware to fill r.TLS in.
+// Conn.ConnectionState has the session's state as crypto/tls reported it.
+// net/http sets r.TLS from it when the *Conn is the connection it serves
+// (the first order); beneath middleware.Listener's connection, net/http
+// leaves r.TLS nil and fastpath's middleware fills it in.
 //
 // # What goes to the kernel, and what falls back
 //
@@ -107,7 +108,14 @@
 //     record that fails authentication (bad_record_mac is sent) or any
 //     unexpected record ends the connection; Close and CloseWrite send
 //     close_notify through the kernel (sendmsg with TLS_SET_RECORD_TYPE).
-//     TestClose, TestResetDuringSendfile.
+//     A client that resets the connection during ReadFrom makes it fail
+//     with ECONNRESET or EPIPE, as on plain TCP, though the kernel's
+//     sendfile can report the file sent (Linux 6.1, with a read in flight
+//     that takes the socket's error): ReadFrom checks the TCP state after
+//     sending, and a failed send fails every later one. Write does not
+//     check (it would cost a system call per write), so a Write the kernel
+//     took after a reset may report success. TestClose,
+//     TestResetDuringSendfile, TestClientLeavesRecords.
 //   - KeyUpdate: a kernel that can re-key (Linux 6.14+) takes the client's
 //     next key, and when asked the server sends its own KeyUpdate and moves
 //     to its next key; an older kernel cannot, so Read returns ErrKeyUpdate

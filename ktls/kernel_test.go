@@ -13,24 +13,23 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"mime"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	_ "unsafe" // go:linkname, for tls13Suites
 
-	"github.com/fastpath-go/fastpath/handlers"
-	"github.com/fastpath-go/fastpath/internal/connreg"
 	"github.com/fastpath-go/fastpath/internal/vmtest"
-	"github.com/fastpath-go/fastpath/internal/zerocopy"
 	"github.com/fastpath-go/fastpath/ktls"
 	"github.com/fastpath-go/fastpath/middleware"
 )
@@ -63,6 +62,8 @@ func TestGuest(t *testing.T) {
 		// ChaCha20-Poly1305.
 		Modules: []string{"tls", "gcm", "ctr", "ghash-generic", "aesni-intel", "ghash-clmulni-intel",
 			"chacha20poly1305", "chacha-generic", "poly1305-generic"},
+		// KTLS_GUEST_RUN narrows the guest's run to the tests it matches.
+		Run:     os.Getenv("KTLS_GUEST_RUN"),
 		Timeout: 10 * time.Minute,
 	})
 }
@@ -111,7 +112,7 @@ func files(t *testing.T) (string, map[string][]byte) {
 	t.Helper()
 	filesOnce.Do(func() {
 		testFiles = map[string][]byte{
-			"big.bin":      randomBytes(1<<20 + 123),
+			"big.bin":      randomBytes(bigSize),
 			"small.txt":    randomBytes(300),
 			"page.html":    randomBytes(100000),
 			"page.html.gz": randomBytes(40000),
@@ -224,82 +225,6 @@ func (r *relay) checkNoPlaintext(t *testing.T, files map[string][]byte) {
 	}
 }
 
-// served is what the server saw of one request.
-type served struct {
-	state    ktls.State
-	stateOK  bool
-	sendfile int64
-	tls      bool // the handler could find the session's ConnectionState
-}
-
-// recorder wraps a handler and records, per request (by its X-Test-Id),
-// the connection's kernel TLS state and the bytes sendfile sent for it.
-type recorder struct {
-	mu   sync.Mutex
-	reqs map[string]chan served
-}
-
-func newRecorder() *recorder { return &recorder{reqs: map[string]chan served{}} }
-
-func (rec *recorder) ch(id string) chan served {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	c, ok := rec.reqs[id]
-	if !ok {
-		c = make(chan served, 1)
-		rec.reqs[id] = c
-	}
-	return c
-}
-
-// counter finds the middleware.Listener connection of a request in either
-// wrapping order: zerocopy's own registry when it is the outer wrapper,
-// beneath the registered kernel TLS connection otherwise.
-func counter(ctx context.Context) *zerocopy.Conn {
-	if zc := zerocopy.FromContext(ctx); zc != nil {
-		return zc
-	}
-	zc, _ := connreg.FindInContext[*zerocopy.Conn](ctx)
-	return zc
-}
-
-// conn is the outermost registered connection of a request, in either
-// order.
-func conn(ctx context.Context) net.Conn {
-	if zc := zerocopy.FromContext(ctx); zc != nil {
-		return zc
-	}
-	return connreg.FromContext(ctx)
-}
-
-func (rec *recorder) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var s served
-		zc := counter(r.Context())
-		before := int64(-1)
-		if zc != nil {
-			before = zc.Sendfile()
-		}
-		h.ServeHTTP(w, r)
-		if zc != nil {
-			s.sendfile = zc.Sendfile() - before
-		} else {
-			s.sendfile = -1
-		}
-		s.state, s.stateOK = ktls.FromContext(r.Context())
-		if !s.stateOK {
-			// middleware.Listener outside: zerocopy's own registry holds
-			// the address until it moves onto internal/connreg.
-			s.state, s.stateOK = ktls.StateOf(zerocopy.FromContext(r.Context()))
-		}
-		_, s.tls = connreg.Find[interface{ ConnectionState() tls.ConnectionState }](conn(r.Context()))
-		s.tls = s.tls || r.TLS != nil
-		if id := r.Header.Get("X-Test-Id"); id != "" {
-			rec.ch(id) <- s
-		}
-	})
-}
-
 // Wrapping orders of middleware.Listener and ktls.NewListener.
 const (
 	ktlsOutside = "ktls(middleware)"
@@ -307,16 +232,26 @@ const (
 )
 
 // server is an HTTPS file server through a relay, and a plain HTTP twin
-// serving the same files for reference sendfile counts.
+// serving the same files through the same stack, for reference records.
 type server struct {
-	https, plain string // addresses: the relay's, the plain server's
-	relay        *relay
-	rec          *recorder
-	files        map[string][]byte
-	kln          net.Listener
+	https  string // the relay's address
+	direct string // the HTTPS server's own address
+	plain  string // the plain server's
+	relay  *relay
+	stack  *stack
+	files  map[string][]byte
 }
 
-func startServer(t *testing.T, order string, cfg *tls.Config, opts ...ktls.Option) *server {
+// serverConfig says how startServer serves.
+type serverConfig struct {
+	order string // ktlsOutside or ktlsInside
+	tls   *tls.Config
+	// sendBuffer, when not 0, is set as SO_SNDBUF on every accepted
+	// socket (HTTPS and plain).
+	sendBuffer int
+}
+
+func startServer(t *testing.T, sc serverConfig) *server {
 	t.Helper()
 	dir, fs := files(t)
 	root, err := os.OpenRoot(dir)
@@ -324,36 +259,61 @@ func startServer(t *testing.T, order string, cfg *tls.Config, opts ...ktls.Optio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	rec := newRecorder()
-	h := rec.wrap(handlers.FileServer(root, handlers.WithEncodings("gzip")))
+	st := newStack(t, root)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.sendBuffer != 0 {
+			return sendBufferListener{Listener: ln, size: sc.sendBuffer}
+		}
+		return ln
 	}
-	var outer, kln net.Listener
-	switch order {
+	ln := listen()
+	var outer net.Listener
+	// A handshake in the emulated guest on a busy machine has taken more
+	// than DefaultHandshakeTimeout; these tests are not about the timeout
+	// (TestSlowHandshake is).
+	hs := ktls.WithHandshakeTimeout(5 * time.Minute)
+	switch sc.order {
 	case ktlsOutside:
-		kln = ktls.NewListener(middleware.Listener(ln), cfg, opts...)
-		outer = kln
+		outer = ktls.NewListener(middleware.Listener(ln), sc.tls, hs)
 	case ktlsInside:
-		kln = ktls.NewListener(ln, cfg, opts...)
-		outer = middleware.Listener(kln)
+		outer = middleware.Listener(ktls.NewListener(ln, sc.tls, hs))
+	default:
+		t.Fatalf("unknown order %q", sc.order)
 	}
-	srv := &http.Server{Handler: h, ErrorLog: discardLog()}
+	srv := &http.Server{Handler: st.handler, ErrorLog: discardLog()}
 	go srv.Serve(outer)
 	t.Cleanup(func() { srv.Close() })
 
-	pln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	psrv := &http.Server{Handler: h, ErrorLog: discardLog()}
+	pln := listen()
+	psrv := &http.Server{Handler: st.handler, ErrorLog: discardLog()}
 	go psrv.Serve(middleware.Listener(pln))
 	t.Cleanup(func() { psrv.Close() })
 
 	r := newRelay(t, ln.Addr().String())
-	return &server{https: r.ln.Addr().String(), plain: pln.Addr().String(), relay: r, rec: rec, files: fs, kln: kln}
+	return &server{https: r.ln.Addr().String(), direct: ln.Addr().String(), plain: pln.Addr().String(), relay: r, stack: st, files: fs}
+}
+
+// sendBufferListener sets the send buffer of the TCP connections it
+// accepts, which stops the kernel from growing it.
+type sendBufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetWriteBuffer(l.size); err != nil {
+			tc.Close()
+			return nil, err
+		}
+	}
+	return c, err
 }
 
 // client returns an HTTP/1.1 client of s over TLS with cfg, through the
@@ -381,6 +341,11 @@ type download struct {
 	header map[string]string
 	status int
 	body   func(files map[string][]byte, res *http.Response, got []byte) error
+	// sendfile is what sendfile sends of the body, over plain HTTP and
+	// kernel TLS alike: all of the file's bytes but the first 512, which
+	// net/http writes itself.
+	sendfile   int64
+	copyReason middleware.CopyReason
 }
 
 func whole(name string) func(map[string][]byte, *http.Response, []byte) error {
@@ -428,13 +393,21 @@ func parts(name string, ranges ...[2]int) func(map[string][]byte, *http.Response
 	}
 }
 
+// bigSize is the size of big.bin.
+const bigSize = 1<<20 + 123
+
 var downloads = []download{
-	{name: "whole", path: "/big.bin", status: 200, body: whole("big.bin")},
-	{name: "small", path: "/small.txt", status: 200, body: whole("small.txt")},
-	{name: "single range", path: "/big.bin", header: map[string]string{"Range": "bytes=1000-700999"}, status: 206, body: slice("big.bin", 1000, 700999)},
+	{name: "whole", path: "/big.bin", status: 200, body: whole("big.bin"), sendfile: bigSize - 512},
+	{name: "small", path: "/small.txt", status: 200, body: whole("small.txt"), sendfile: 0, copyReason: middleware.CopyReasonSmallBody},
+	{name: "single range", path: "/big.bin", header: map[string]string{"Range": "bytes=1000-700999"}, status: 206,
+		body: slice("big.bin", 1000, 700999), sendfile: 700000 - 512},
+	// Each part reaches net/http's ReadFrom on its own, which writes the
+	// first 512 bytes it is handed itself until the header has gone out:
+	// the first part (100 bytes) whole and 512 bytes of the second.
 	{name: "multi-range", path: "/big.bin", header: map[string]string{"Range": "bytes=0-99,5000-500000,1000000-1040000"}, status: 206,
-		body: parts("big.bin", [2]int{0, 99}, [2]int{5000, 500000}, [2]int{1000000, 1040000})},
-	{name: "sidecar", path: "/page.html", header: map[string]string{"Accept-Encoding": "gzip"}, status: 200, body: whole("page.html.gz")},
+		body: parts("big.bin", [2]int{0, 99}, [2]int{5000, 500000}, [2]int{1000000, 1040000}), sendfile: 495001 - 512 + 40001},
+	{name: "sidecar", path: "/page.html", header: map[string]string{"Accept-Encoding": "gzip"}, status: 200,
+		body: whole("page.html.gz"), sendfile: 40000 - 512},
 }
 
 // get makes one request and returns the response and body.
@@ -482,43 +455,68 @@ func tlsStat(t *testing.T) map[string]int64 {
 type suiteCase struct {
 	name      string
 	version   uint16
-	suite     uint16 // offered (TLS 1.2) and expected
+	suite     uint16 // offered and expected
 	noTickets bool
 }
 
-func suiteCases() []suiteCase {
-	tls13 := uint16(tls.TLS_AES_128_GCM_SHA256)
-	if os.Getenv("KTLS_TEST_CHACHA") == "1" {
-		// Run by TestDownloadsChaCha20: without AES in the CPU, Go's
-		// crypto/tls prefers ChaCha20-Poly1305 for TLS 1.3.
-		tls13 = tls.TLS_CHACHA20_POLY1305_SHA256
-	}
-	return []suiteCase{
-		{name: "TLS 1.3", version: tls.VersionTLS13, suite: tls13},
-		{name: "TLS 1.3 tickets off", version: tls.VersionTLS13, suite: tls13, noTickets: true},
-		{name: "TLS 1.2 AES-128-GCM", version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
-		{name: "TLS 1.2 AES-256-GCM", version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384},
-		{name: "TLS 1.2 ChaCha20-Poly1305", version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
-	}
+var suiteCases = []suiteCase{
+	{name: "TLS 1.3 AES-128-GCM", version: tls.VersionTLS13, suite: tls.TLS_AES_128_GCM_SHA256},
+	{name: "TLS 1.3 AES-128-GCM tickets off", version: tls.VersionTLS13, suite: tls.TLS_AES_128_GCM_SHA256, noTickets: true},
+	{name: "TLS 1.3 AES-256-GCM", version: tls.VersionTLS13, suite: tls.TLS_AES_256_GCM_SHA384},
+	{name: "TLS 1.3 ChaCha20-Poly1305", version: tls.VersionTLS13, suite: tls.TLS_CHACHA20_POLY1305_SHA256},
+	{name: "TLS 1.2 AES-128-GCM", version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+	{name: "TLS 1.2 AES-256-GCM", version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384},
+	{name: "TLS 1.2 ChaCha20-Poly1305", version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
 }
 
-// TestDownloads serves files over kernel TLS in both wrapping orders with
-// middleware.Listener and checks each response byte for byte, that
-// sendfile sent exactly what it sends over plain HTTP for the same
-// request, that the kernel took one connection per case (tls_stat), and
-// that no plaintext crossed the wire.
+// tls13Suites is crypto/tls's TLS 1.3 cipher suite list, which its client
+// offers in this order and its server prefers in this order (when the
+// client's first choice is AES-GCM and the CPU has AES). tls.Config has no
+// TLS 1.3 suite setting, and crypto/tls keeps this variable reachable by
+// linkname for the programs that need one.
+//
+//go:linkname tls13Suites crypto/tls.defaultCipherSuitesTLS13
+var tls13Suites []uint16
+
+// preferTLS13 puts suite first in tls13Suites, so that this process's
+// clients and servers negotiate it in TLS 1.3, until the test ends. Tests
+// of this package do not run in parallel.
+func preferTLS13(t *testing.T, suite uint16) {
+	t.Helper()
+	saved := slices.Clone(tls13Suites)
+	i := slices.Index(tls13Suites, suite)
+	if i < 0 {
+		t.Fatalf("crypto/tls has no TLS 1.3 suite %s", tls.CipherSuiteName(suite))
+	}
+	order := append([]uint16{suite}, slices.Delete(slices.Clone(saved), i, i+1)...)
+	copy(tls13Suites, order)
+	t.Cleanup(func() { copy(tls13Suites, saved) })
+}
+
+// TestDownloads serves files over kernel TLS through chi with Tracing,
+// Metrics and Logger over handlers.FileServer, in both wrapping orders of
+// middleware.Listener and ktls.NewListener, and checks each response byte
+// for byte; that every signal records the request as kernel TLS, https, with
+// exactly the bytes sendfile sends of it over plain HTTP (all past the first
+// 512) and no copy; that the handler sees the session in r.TLS; that the
+// kernel took each connection (tls_stat); and that no plaintext crossed the
+// wire. A TLS 1.3 case then downloads again on a new connection, which
+// resumes the session when tickets are on (a resumed TLS 1.2 session falls
+// back: TestFallbackRecords).
 func TestDownloads(t *testing.T) {
 	requireKernelTLS(t)
 	cert, pool := certificate()
-	for _, sc := range suiteCases() {
+	for _, sc := range suiteCases {
 		for _, order := range []string{ktlsOutside, ktlsInside} {
 			t.Run(sc.name+"/"+order, func(t *testing.T) {
-				s := startServer(t, order, &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: sc.noTickets})
 				ccfg := clientConfig(pool)
 				ccfg.MinVersion, ccfg.MaxVersion = sc.version, sc.version
 				if sc.version == tls.VersionTLS12 {
 					ccfg.CipherSuites = []uint16{sc.suite}
+				} else {
+					preferTLS13(t, sc.suite)
 				}
+				s := startServer(t, serverConfig{order: order, tls: &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: sc.noTickets}})
 				c := s.client(ccfg)
 				defer c.CloseIdleConnections()
 				plain := &http.Client{Transport: &http.Transport{DisableCompression: true}}
@@ -529,41 +527,47 @@ func TestDownloads(t *testing.T) {
 					t.Fatalf("Supports = %q", r)
 				}
 				before := tlsStat(t)
-				for i, d := range downloads {
-					id := fmt.Sprintf("%s-%d", d.name, i)
+				fetch := func(d download, id string, resumed bool) {
+					t.Helper()
 					res, body := get(t, c, "https://ktls.test", d, id)
 					if res.StatusCode != d.status {
-						t.Fatalf("%s: status %d, want %d", d.name, res.StatusCode, d.status)
+						t.Fatalf("%s: status %d, want %d", id, res.StatusCode, d.status)
 					}
-					if res.TLS.CipherSuite != sc.suite || res.TLS.Version != sc.version {
-						t.Fatalf("%s: negotiated %s %s, want %s %s", d.name, tls.VersionName(res.TLS.Version),
-							tls.CipherSuiteName(res.TLS.CipherSuite), tls.VersionName(sc.version), tls.CipherSuiteName(sc.suite))
+					if res.TLS.CipherSuite != sc.suite || res.TLS.Version != sc.version || res.TLS.DidResume != resumed {
+						t.Fatalf("%s: negotiated %s %s resumed %v, want %s %s resumed %v", id, tls.VersionName(res.TLS.Version),
+							tls.CipherSuiteName(res.TLS.CipherSuite), res.TLS.DidResume, tls.VersionName(sc.version), tls.CipherSuiteName(sc.suite), resumed)
 					}
 					if err := d.body(s.files, res, body); err != nil {
-						t.Fatalf("%s: %v", d.name, err)
+						t.Fatalf("%s: %v", id, err)
 					}
-					got := <-s.rec.ch(id)
-					if !got.stateOK || !got.state.Kernel {
-						t.Fatalf("%s: state %+v (found %v), want kernel TLS", d.name, got.state, got.stateOK)
-					}
-					if !got.tls {
-						t.Errorf("%s: the handler found no ConnectionState", d.name)
-					}
+					w := want{status: d.status, body: exactly(int64(len(body))), scheme: "https", ktls: &ktls.State{Kernel: true},
+						sendfile: exactly(d.sendfile), copyReason: d.copyReason, level: slog.LevelInfo}
+					s.stack.check(t, id, w, res.TLS)
+
+					// The same request over plain HTTP: the same bytes by
+					// sendfile, the same copy reason.
 					pid := id + "-plain"
-					get(t, plain, "http://"+s.plain, d, pid)
-					want := <-s.rec.ch(pid)
-					if got.sendfile != want.sendfile {
-						t.Errorf("%s: sendfile sent %d bytes over kernel TLS, %d over plain HTTP", d.name, got.sendfile, want.sendfile)
+					pres, pbody := get(t, plain, "http://"+s.plain, d, pid)
+					if err := d.body(s.files, pres, pbody); err != nil {
+						t.Fatalf("%s over plain HTTP: %v", id, err)
 					}
-					if d.name == "whole" && got.sendfile < int64(len(s.files["big.bin"])-512) {
-						t.Errorf("whole: sendfile sent %d of %d bytes", got.sendfile, len(s.files["big.bin"]))
-					}
+					w.body, w.scheme, w.ktls = exactly(int64(len(pbody))), "http", nil
+					s.stack.check(t, pid, w, nil)
+				}
+				for i, d := range downloads {
+					fetch(d, fmt.Sprintf("%s-%d", d.name, i), false)
+				}
+				conns := int64(1)
+				if sc.version == tls.VersionTLS13 {
+					c.CloseIdleConnections()
+					fetch(downloads[0], "second connection", !sc.noTickets)
+					conns++
 				}
 				c.CloseIdleConnections()
 				after := tlsStat(t)
 				for _, k := range []string{"TlsTxSw", "TlsRxSw"} {
-					if d := after[k] - before[k]; d != 1 {
-						t.Errorf("%s went up by %d, want 1 (one connection)", k, d)
+					if d := after[k] - before[k]; d != conns {
+						t.Errorf("%s went up by %d, want %d (one per connection)", k, d, conns)
 					}
 				}
 				if d := after["TlsDecryptError"] - before["TlsDecryptError"]; d != 0 {
@@ -571,28 +575,6 @@ func TestDownloads(t *testing.T) {
 				}
 				s.relay.checkNoPlaintext(t, s.files)
 			})
-		}
-	}
-}
-
-// TestDownloadsChaCha20 runs TestDownloads's TLS 1.3 cases again in a
-// child process whose CPU lacks AES as far as Go knows
-// (GODEBUG=cpu.aes=off), so crypto/tls negotiates ChaCha20-Poly1305: Go
-// offers no other way to choose a TLS 1.3 suite.
-func TestDownloadsChaCha20(t *testing.T) {
-	requireKernelTLS(t)
-	if os.Getenv("KTLS_TEST_CHACHA") == "1" {
-		t.Skip("in the child")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDownloads$/^TLS_1.3", "-test.v")
-	cmd.Env = append(os.Environ(), "GODEBUG=cpu.aes=off", "KTLS_TEST_CHACHA=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	for _, name := range []string{"TLS_1.3/" + ktlsOutside, "TLS_1.3_tickets_off/" + ktlsInside} {
-		if !bytes.Contains(out, []byte("--- PASS: TestDownloads/"+name)) {
-			t.Errorf("the child did not pass TestDownloads/%s:\n%s", name, out)
 		}
 	}
 }

@@ -170,8 +170,10 @@
 // # Kernel TLS
 //
 // With ktls.NewListener, a connection the kernel encrypts (kernel TLS) is
-// not a *tls.Conn, so net/http leaves r.TLS nil for its requests; the first
-// fastpath middleware fills r.TLS in from the session, so the handler, the
+// not a *tls.Conn. net/http sets r.TLS from its ConnectionState when it is
+// the connection served (ktls.NewListener outermost); beneath Listener's
+// connection net/http leaves r.TLS nil, and the first fastpath middleware
+// fills it in from the session. Either way the handler, the
 // url.scheme (https) of every signal, and anything else reading r.TLS see
 // the request as crypto/tls would have shown it. Log records and spans carry
 // fastpath.tls.ktls (true, or false with fastpath.tls.ktls_fallback saying

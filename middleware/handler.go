@@ -40,9 +40,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, w, ctx, created := begin(w, r, h.routes)
 	if rec.ktls != nil && rec.ktls.fill && r.TLS == nil {
-		// Kernel TLS: net/http sees a plain connection and leaves r.TLS
-		// nil; the middlewares and the handler see the session, as they
-		// would with crypto/tls.
+		// Kernel TLS beneath Listener's connection: net/http sees a
+		// plain connection and leaves r.TLS nil; the middlewares and the
+		// handler see the session, as they would with crypto/tls.
 		withTLS := *r
 		withTLS.TLS = &rec.ktls.cs
 		r = &withTLS

@@ -81,8 +81,12 @@ func begin(w http.ResponseWriter, r *http.Request, routes chi.Routes) (rec *reco
 	if rec == nil {
 		created = true
 		rec = &record{start: now(), head: r.Method == http.MethodHead}
-		rec.cp.userTLS, rec.cp.http2 = r.TLS != nil, r.ProtoMajor == 2
 		rec.connect(r, connreg.FromContext(ctx))
+		// net/http sets r.TLS for any connection with a ConnectionState
+		// method, a kernel TLS one included when it is the outermost; that
+		// one is not encrypted in user space and sends files by sendfile.
+		rec.cp.userTLS = r.TLS != nil && (rec.ktls == nil || !rec.ktls.Kernel)
+		rec.cp.http2 = r.ProtoMajor == 2
 		rec.rw = w
 		w = rec.wrap(w)
 		rec.own = w

@@ -15,14 +15,29 @@
 //		-no-reboot -nic none -kernel vmlinux -initrd initrd.cpio \
 //		-append 'console=ttyS0 quiet panic=-1'
 //
-// The guest's /init mounts /proc, /sys, /dev and a tmpfs /tmp, brings up lo,
-// loads the modules, runs the test binary with -test.v, the Config's
-// -test.run pattern and EnvGuest=1, prints a marker line with its exit
-// status, and powers off. The host reads the output between the markers from
+// The guest's /init mounts /proc, /sys, /dev and a tmpfs /tmp, links
+// busybox's commands into /bin and puts /usr/bin, /usr/sbin, /bin and /sbin
+// on the PATH, brings up lo, loads the modules, runs the test binary with
+// -test.v, the Config's -test.run pattern and EnvGuest=1, prints a marker
+// line with its exit status, and powers off. The host reads the output between the markers from
 // the console, and RunTest fails the calling test with that output when the
 // guest's tests failed. A timeout (5 minutes unless set) bounds everything;
 // QEMU is killed when it passes. -cpu max gives the emulated CPU AES-NI and
 // the rest of what the kernel's fast crypto modules want.
+//
+// # Running a program and other files
+//
+// Config.Program runs a main package instead of a test binary: built with
+// go build and CGO_ENABLED=0, started in /tmp with Config.Args, its output
+// and exit status returned in the Result (a benchmark in the guest,
+// tools/cmd/tlsbench, runs this way); Config.Output receives the output as it
+// comes, for a long run's progress. Config.Files adds files to the
+// initramfs, from host files or data; Executable lists a dynamically
+// linked host program with its ELF interpreter and shared libraries, at
+// the paths the guest's loader looks in, so strace(1) or nginx run in the
+// guest as Debian packaged them. The guest has no /etc but what Files put
+// there. The initramfs is unpacked into the guest's memory, so a large
+// input is better made in the guest, under /tmp, than carried in.
 //
 // # The kernel
 //

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,8 @@ import (
 
 // Environment variables the harness reads and sets.
 const (
-	// EnvGuest is set to "1" for the test binary running in the guest.
+	// EnvGuest is set to "1" for the test binary or program running in
+	// the guest.
 	EnvGuest = "FASTPATH_VMTEST_GUEST"
 	// EnvKernel names the kernel image package to boot instead of the one
 	// Config or DefaultMetapackage names.
@@ -30,8 +32,8 @@ const (
 	EnvCache = "FASTPATH_VMTEST_CACHE"
 )
 
-// InGuest reports whether the test binary runs inside a guest the harness
-// booted.
+// InGuest reports whether the test binary or program runs inside a guest
+// the harness booted.
 func InGuest() bool { return os.Getenv(EnvGuest) == "1" }
 
 // Config says what to build, which kernel to boot, and what to run.
@@ -39,6 +41,12 @@ type Config struct {
 	// Package is the package whose test binary runs in the guest, as go
 	// test takes it; "" is the current directory (the calling test's).
 	Package string
+	// Program, when set, is a main package, as go build takes it, that
+	// runs in the guest instead of a test binary: built with go build and
+	// CGO_ENABLED=0, started with Args only (Run must be empty). Its
+	// output and exit status come back in the Result as a test binary's
+	// do.
+	Program string
 	// Kernel is the Debian kernel image package to boot, such as
 	// "linux-image-6.1.0-57-amd64"; "" is what DefaultMetapackage depends
 	// on. EnvKernel overrides both.
@@ -50,27 +58,38 @@ type Config struct {
 	Modules []string
 	// Run is the -test.run pattern for the guest; "" runs every test.
 	Run string
-	// Args are more flags for the test binary.
+	// Args are more flags for the test binary, or the Program's arguments.
 	Args []string
+	// Files are more files for the guest, such as a dynamically linked
+	// program and its libraries (see Executable). A File at a path the
+	// harness uses itself (/init, /test, /program, /bin/busybox,
+	// /modules/...) is an error, and so are two different Files at one
+	// path; two that copy the same host file are one.
+	Files []File
 	// Timeout bounds the whole boot and run; 0 means 5 minutes. QEMU is
 	// killed when it passes.
 	Timeout time.Duration
 	// MemoryMiB and CPUs size the guest; 0 means 1024 and 2.
 	MemoryMiB, CPUs int
+	// Output, when set, receives the test binary's or program's output
+	// line by line as it arrives on the console, to show a long run's
+	// progress; the Result has it all the same.
+	Output io.Writer
 }
 
 // Result is what a guest run produced.
 type Result struct {
 	Kernel   string        // the kernel package booted
-	Output   string        // the test binary's output (stdout and stderr)
+	Output   string        // the test binary's or program's output (stdout and stderr)
 	Console  string        // everything the guest wrote to its console
-	ExitCode int           // the test binary's exit status
-	Build    time.Duration // building the test binary
-	Boot     time.Duration // from starting QEMU to the test binary's start
+	ExitCode int           // the test binary's or program's exit status
+	Build    time.Duration // building the test binary or program
+	Boot     time.Duration // from starting QEMU to the binary's start
 	Total    time.Duration // everything, preparation included
 }
 
-// Passed reports whether the guest's tests passed.
+// Passed reports whether the guest's tests passed (or the program exited
+// with status 0).
 func (r *Result) Passed() bool { return r.ExitCode == 0 }
 
 // UnavailableError says why the guest cannot run on this machine: a tool or
@@ -131,13 +150,21 @@ func Prepare(cfg Config) (string, error) {
 	return pkg, nil
 }
 
-// Run builds cfg.Package's test binary, boots the kernel with it in an
-// initramfs, runs it, and returns what it printed and its exit status. An
-// error means the run could not happen or did not finish (an
-// *UnavailableError when a tool or the kernel package is missing); failing
-// tests are a Result with a non-zero ExitCode.
+// Run builds cfg.Package's test binary (or cfg.Program), boots the kernel
+// with it and cfg.Files in an initramfs, runs it, and returns what it
+// printed and its exit status. An error means the run could not happen or
+// did not finish (an *UnavailableError when a tool or the kernel package is
+// missing); failing tests, or a program that failed, are a Result with a
+// non-zero ExitCode.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
+	if cfg.Program != "" && cfg.Run != "" {
+		return nil, errors.New("vmtest: Config.Run is for test binaries; a Program takes Args only")
+	}
+	extra, err := checkFiles(cfg.Files)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
@@ -171,10 +198,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{Kernel: pkg}
 	buildStart := time.Now()
-	bin, err := buildTestBinary(ctx, cfg.Package)
+	guestBin, args := "test", []string{"-test.v"}
+	if cfg.Run != "" {
+		args = append(args, "-test.run="+cfg.Run)
+	}
+	var bin string
+	if cfg.Program != "" {
+		guestBin, args = "program", nil
+		bin, err = buildBinary(ctx, buildProgram, cfg.Program)
+	} else {
+		bin, err = buildBinary(ctx, buildTest, cfg.Package)
+	}
 	if err != nil {
 		return nil, err
 	}
+	args = append(args, cfg.Args...)
 	res.Build = time.Since(buildStart)
 
 	dir, err := os.MkdirTemp("", "vmtest-")
@@ -188,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	files := []guestFile{
 		{name: "bin/busybox", perm: 0o755, src: busybox},
-		{name: "test", perm: 0o755, src: bin},
+		{name: guestBin, perm: 0o755, src: bin},
 	}
 	var guestMods []string
 	for i, p := range mods {
@@ -200,12 +238,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		files = append(files, guestFile{name: name, perm: 0o644, data: data})
 		guestMods = append(guestMods, "/"+name)
 	}
-	args := []string{"-test.v"}
-	if cfg.Run != "" {
-		args = append(args, "-test.run="+cfg.Run)
-	}
-	args = append(args, cfg.Args...)
-	files = append(files, guestFile{name: "init", perm: 0o755, data: []byte(initScript(m, guestMods, args))})
+	files = append(files, extra...)
+	files = append(files, guestFile{name: "init", perm: 0o755, data: []byte(initScript(m, guestMods, "/"+guestBin, args))})
 
 	initrd := filepath.Join(dir, "initrd.cpio")
 	f, err := os.Create(initrd)
@@ -227,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cpus == 0 {
 		cpus = 2
 	}
-	console, bootAt, err := boot(ctx, k.vmlinux, initrd, mem, cpus, m)
+	console, bootAt, err := boot(ctx, k.vmlinux, initrd, mem, cpus, m, cfg.Output)
 	res.Console = console
 	if !bootAt.IsZero() {
 		res.Boot = bootAt.Sub(buildStart.Add(res.Build))
@@ -262,13 +296,17 @@ func checkStatic(p string) error {
 // keeps anything a test prints from being taken for them.
 type markers struct{ begin, exit string }
 
-// initScript is the guest's /init: mount what tests expect, bring up lo,
-// load the modules, run the tests, print the exit status, power off.
-func initScript(m markers, modules, args []string) string {
+// initScript is the guest's /init: mount what tests expect, put busybox's
+// commands on the PATH, bring up lo, load the modules, run bin (the tests
+// or the program) with args, print the exit status, power off.
+func initScript(m markers, modules []string, bin string, args []string) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/busybox sh\n")
 	b.WriteString("B=/bin/busybox\n")
 	b.WriteString("$B mount -t proc proc /proc\n$B mount -t sysfs sys /sys\n$B mount -t devtmpfs dev /dev\n$B mount -t tmpfs tmp /tmp\n")
+	// Links for busybox's applets (taskset, true, ...), where a File at the
+	// same path does not stand already; Files in /usr/bin come first.
+	b.WriteString("$B --install -s /bin\nexport PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n")
 	b.WriteString("$B ip link set lo up || echo 'vmtest: ip link set lo up failed'\n")
 	b.WriteString("fail=0\n")
 	for _, p := range modules {
@@ -276,7 +314,7 @@ func initScript(m markers, modules, args []string) string {
 	}
 	fmt.Fprintf(&b, "echo %s\n", m.begin)
 	b.WriteString("if [ $fail = 0 ]; then\n")
-	fmt.Fprintf(&b, "  cd /tmp && %s=1 HOME=/tmp TMPDIR=/tmp /test", EnvGuest)
+	fmt.Fprintf(&b, "  cd /tmp && %s=1 HOME=/tmp TMPDIR=/tmp %s", EnvGuest, bin)
 	for _, a := range args {
 		b.WriteString(" " + shellQuote(a))
 	}
@@ -314,14 +352,14 @@ const qemuBinary = "qemu-system-x86_64"
 
 // boot runs QEMU until the guest powers off, the context ends, or the console
 // closes, and returns the console output and when the begin marker appeared.
-func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers) (string, time.Time, error) {
+func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers, output io.Writer) (string, time.Time, error) {
 	cmd := exec.CommandContext(ctx, qemuBinary,
 		"-machine", "q35", "-cpu", "max", "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", vmlinux, "-initrd", initrd,
 		"-append", "console=ttyS0 quiet panic=-1")
 	cmd.WaitDelay = 5 * time.Second
-	w := &consoleWriter{marker: []byte(m.begin)}
+	w := &consoleWriter{m: m, output: output}
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	out, at := w.result()
@@ -334,20 +372,45 @@ func boot(ctx context.Context, vmlinux, initrd string, mem, cpus int, m markers)
 	return out, at, nil
 }
 
-// consoleWriter collects the console and notes when the begin marker shows.
+// consoleWriter collects the console, notes when the begin marker shows,
+// and passes the lines between the markers on to output, if set.
 type consoleWriter struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
-	marker []byte
+	m      markers
 	at     time.Time
+	output io.Writer
+	line   []byte // the console's last line, not yet complete
+	state  int    // 0 before the begin marker, 1 between the markers, 2 after
 }
 
 func (w *consoleWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if w.at.IsZero() && bytes.Contains(w.buf.Bytes(), w.marker) {
+	if w.at.IsZero() && bytes.Contains(w.buf.Bytes(), []byte(w.m.begin)) {
 		w.at = time.Now()
+	}
+	if w.output == nil {
+		return len(p), nil
+	}
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			break
+		}
+		l := bytes.TrimSuffix(w.line[:i], []byte("\r"))
+		switch {
+		case w.state == 0 && bytes.Contains(l, []byte(w.m.begin)):
+			w.state = 1
+		case w.state == 1 && bytes.HasPrefix(l, []byte(w.m.exit+" ")):
+			w.state = 2
+		case w.state == 1:
+			// Progress only: a failing output does not stop the guest.
+			w.output.Write(append(l, '\n'))
+		}
+		w.line = w.line[i+1:]
 	}
 	return len(p), nil
 }
@@ -358,9 +421,17 @@ func (w *consoleWriter) result() (string, time.Time) {
 	return w.buf.String(), w.at
 }
 
-// builds caches test binaries per package for the life of the process, so
-// go test -count=N builds once.
-var builds sync.Map // package -> *build
+// buildKind says what buildBinary builds.
+type buildKind string
+
+const (
+	buildTest    buildKind = "test"    // a test binary, by go test -c
+	buildProgram buildKind = "program" // a main package, by go build
+)
+
+// builds caches binaries per kind and package for the life of the process,
+// so go test -count=N builds once.
+var builds sync.Map // kind, working directory and package -> *build
 
 type build struct {
 	once sync.Once
@@ -368,8 +439,9 @@ type build struct {
 	err  error
 }
 
-// buildTestBinary builds a static test binary of pkg with go test -c.
-func buildTestBinary(ctx context.Context, pkg string) (string, error) {
+// buildBinary builds a static binary of pkg: its test binary (go test -c)
+// or the program (go build).
+func buildBinary(ctx context.Context, kind buildKind, pkg string) (string, error) {
 	if pkg == "" {
 		pkg = "."
 	}
@@ -377,7 +449,7 @@ func buildTestBinary(ctx context.Context, pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := wd + "\x00" + pkg
+	key := string(kind) + "\x00" + wd + "\x00" + pkg
 	v, _ := builds.LoadOrStore(key, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
@@ -390,11 +462,15 @@ func buildTestBinary(ctx context.Context, pkg string) (string, error) {
 			b.err = err
 			return
 		}
-		b.path = filepath.Join(dir, "guest.test")
-		cmd := exec.CommandContext(ctx, goTool, "test", "-c", "-o", b.path, pkg)
+		b.path = filepath.Join(dir, "guest."+string(kind))
+		args := []string{"test", "-c", "-o", b.path, pkg}
+		if kind == buildProgram {
+			args = []string{"build", "-o", b.path, pkg}
+		}
+		cmd := exec.CommandContext(ctx, goTool, args...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("vmtest: go test -c %s: %v: %s", pkg, err, bytes.TrimSpace(out))
+			b.err = fmt.Errorf("vmtest: go %s %s: %v: %s", args[0], pkg, err, bytes.TrimSpace(out))
 		}
 	})
 	if b.err != nil {

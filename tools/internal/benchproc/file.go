@@ -1,6 +1,8 @@
 package benchproc
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -23,6 +25,30 @@ func WriteFile(path string, size int64) error {
 		}
 	}
 	return f.Close()
+}
+
+// VerifyFile reads r to its end and checks that it holds what WriteFile
+// writes, byte n being byte(n*7); it returns the number of bytes read, and
+// an error at the first byte that differs or when reading fails. A client
+// checks a large download this way without keeping the file.
+func VerifyFile(r io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var off int64
+	for {
+		n, err := r.Read(buf)
+		for i, b := range buf[:n] {
+			if want := byte((off + int64(i)) * 7); b != want {
+				return off + int64(i), fmt.Errorf("byte %d is %d, want %d", off+int64(i), b, want)
+			}
+		}
+		off += int64(n)
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+	}
 }
 
 // WorkDir makes a temporary directory for one run, named after the command,

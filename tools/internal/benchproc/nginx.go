@@ -53,6 +53,18 @@ func NginxFiles(addr, root string) string {
 	return fmt.Sprintf(`server { listen %s; root %s; location / {} }`, addr, root)
 }
 
+// NginxTLSFiles returns the server directive of an nginx serving the files
+// under root over HTTPS on addr, with the certificate and key in the PEM
+// files named, followed by directives (such as "ssl_protocols TLSv1.3;").
+func NginxTLSFiles(addr, root, certFile, keyFile string, directives ...string) string {
+	extra := ""
+	for _, d := range directives {
+		extra += " " + d
+	}
+	return fmt.Sprintf(`server { listen %s ssl; ssl_certificate %s; ssl_certificate_key %s;%s root %s; location / {} }`,
+		addr, certFile, keyFile, extra, root)
+}
+
 // NginxVersion returns the version of the nginx installed, such as
 // "1.22.1", or "" if it does not say.
 func NginxVersion() string {
