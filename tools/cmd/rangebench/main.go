@@ -661,11 +661,7 @@ func (res *results) writeDetails(w io.Writer) {
 			fmt.Fprintf(w, "\n%s, %s: CPU per round %v;", cr.c, r.stack, r.cpu)
 			if run, ok := r.median(); ok {
 				fmt.Fprintf(w, " traced %d request(s):", run.requests)
-				for _, name := range ioSyscalls {
-					if c, ok := run.calls[name]; ok && c != (strace.Calls{}) {
-						fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
-					}
-				}
+				fmt.Fprint(w, run.calls.Details(ioSyscalls...))
 			}
 		}
 	}
