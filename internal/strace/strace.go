@@ -58,6 +58,19 @@ func (s Summary) Total(names ...string) Calls {
 	return t
 }
 
+// Details describes the named system calls the trace recorded, in that
+// order, each as " name=count (errors errors, sum bytes)"; names with no
+// calls are left out.
+func (s Summary) Details(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		if c, ok := s[n]; ok && c != (Calls{}) {
+			fmt.Fprintf(&b, " %s=%d (%d errors, %d bytes)", n, c.Count, c.Errors, c.Sum)
+		}
+	}
+	return b.String()
+}
+
 // ParseFile reads a trace written by Command.
 func ParseFile(path string) (Summary, error) {
 	f, err := os.Open(path)

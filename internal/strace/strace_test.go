@@ -61,3 +61,26 @@ func TestLiveTrace(t *testing.T) {
 		t.Errorf("write = %+v, want one call of 5 bytes", got)
 	}
 }
+
+func TestDetails(t *testing.T) {
+	s := Summary{
+		"write":    {Count: 3, Errors: 1, Sum: 100},
+		"sendfile": {Count: 2, Sum: 1 << 20},
+	}
+	tests := []struct {
+		name  string
+		names []string
+		want  string
+	}{
+		{"in the order asked", []string{"sendfile", "write"}, " sendfile=2 (0 errors, 1048576 bytes) write=3 (1 errors, 100 bytes)"},
+		{"calls not made left out", []string{"read", "write", "splice"}, " write=3 (1 errors, 100 bytes)"},
+		{"none", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.Details(tt.names...); got != tt.want {
+				t.Errorf("Details(%q) = %q, want %q", tt.names, got, tt.want)
+			}
+		})
+	}
+}

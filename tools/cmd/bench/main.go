@@ -396,11 +396,7 @@ func (res *results) write(w io.Writer) {
 func (res *results) writeCalls(w io.Writer) {
 	for _, r := range res.stacks {
 		fmt.Fprintf(w, "\n%s: CPU per round %v; I/O syscalls per traced run %v;", r.Stack, r.CPU, r.SyscallRuns)
-		for _, name := range ioSyscalls {
-			if c, ok := r.Calls[name]; ok {
-				fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
-			}
-		}
+		fmt.Fprint(w, r.Calls.Details(ioSyscalls...))
 	}
 	fmt.Fprintln(w)
 }

@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fastpath-go/fastpath/handlers"
@@ -446,42 +445,14 @@ func (b *bench) measure(stack string, c rangeCase, requests int, trace string) (
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	}
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe() // the Go servers stop when it closes
+	// The Go servers stop when their standard input closes, nginx on
+	// SIGTERM.
+	srv, err := benchproc.StartServer(cmd, addr, stack == sNginx, trace != "")
+	defer srv.Stop()
 	if err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	pid := cmd.Process.Pid
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		stdin.Close()
-		if stack == sNginx {
-			// nginx stops on SIGTERM; the server gets it, not the strace
-			// above it.
-			syscall.Kill(pid, syscall.SIGTERM)
-		}
-		err := cmd.Wait()
-		if stack == sNginx && isExit(err) {
-			err = nil
-		}
-		return err
-	}
-	defer stop()
-	if err := benchproc.WaitListening(addr); err != nil {
-		return 0, err
-	}
-	if trace != "" {
-		// The server is the process strace started (taskset execs it).
-		if pid, err = benchproc.Descendant(pid); err != nil {
-			return 0, err
-		}
-	}
+	pid := srv.Pid
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	// One small request first, so connection set-up is not measured.
@@ -503,15 +474,10 @@ func (b *bench) measure(stack string, c rangeCase, requests int, trace string) (
 		return 0, err
 	}
 	client.CloseIdleConnections()
-	if err := stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		return 0, fmt.Errorf("server: %w", err)
 	}
 	return after - before, nil
-}
-
-func isExit(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee)
 }
 
 func (b *bench) warmUp(client *http.Client, url string) error {
@@ -695,11 +661,7 @@ func (res *results) writeDetails(w io.Writer) {
 			fmt.Fprintf(w, "\n%s, %s: CPU per round %v;", cr.c, r.stack, r.cpu)
 			if run, ok := r.median(); ok {
 				fmt.Fprintf(w, " traced %d request(s):", run.requests)
-				for _, name := range ioSyscalls {
-					if c, ok := run.calls[name]; ok && c != (strace.Calls{}) {
-						fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
-					}
-				}
+				fmt.Fprint(w, run.calls.Details(ioSyscalls...))
 			}
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fastpath-go/fastpath/internal/strace"
@@ -205,42 +204,14 @@ func (b *bench) measure(stack string, downloads int, trace string) (measurement,
 	cmd.Stderr = os.Stderr
 	var report bytes.Buffer
 	cmd.Stdout = &report
-	stdin, err := cmd.StdinPipe() // the Go servers stop when it closes
+	// The Go servers stop when their standard input closes, nginx on
+	// SIGTERM.
+	srv, err := benchproc.StartServer(cmd, addr, stack == sNginx, trace != "")
+	defer srv.Stop()
 	if err != nil {
 		return m, err
 	}
-	if err := cmd.Start(); err != nil {
-		return m, err
-	}
-	pid := cmd.Process.Pid
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		stdin.Close()
-		if stack == sNginx {
-			// nginx stops on SIGTERM; the server gets it, not the strace
-			// above it.
-			syscall.Kill(pid, syscall.SIGTERM)
-		}
-		err := cmd.Wait()
-		if stack == sNginx && isExit(err) {
-			err = nil
-		}
-		return err
-	}
-	defer stop()
-	if err := benchproc.WaitListening(addr); err != nil {
-		return m, err
-	}
-	if trace != "" {
-		// The server is the process strace started (taskset execs it).
-		if pid, err = benchproc.Descendant(pid); err != nil {
-			return m, err
-		}
-	}
+	pid := srv.Pid
 	tr := &http.Transport{
 		TLSClientConfig:    &tls.Config{RootCAs: b.roots, MinVersion: tls.VersionTLS13},
 		DisableCompression: true,
@@ -271,7 +242,7 @@ func (b *bench) measure(stack string, downloads int, trace string) (measurement,
 	// says whether the server's end is one.
 	m.tx, m.rx = kernelTLSSockets()
 	tr.CloseIdleConnections()
-	if err := stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		return m, fmt.Errorf("server: %w", err)
 	}
 	if stack != sNginx {
@@ -281,11 +252,6 @@ func (b *bench) measure(stack string, downloads int, trace string) (measurement,
 		}
 	}
 	return m, nil
-}
-
-func isExit(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee)
 }
 
 // warmUp asks for the file's first byte, which sets up the connection the

@@ -188,11 +188,7 @@ func (p *place) writeDetails(w io.Writer) {
 		fmt.Fprintf(w, "%s, %s: CPU per round %v;", p.Where, r.Stack, r.CPU)
 		if run, ok := r.median(); ok {
 			fmt.Fprintf(w, " traced %d download(s):", run.Downloads)
-			for _, name := range ioSyscalls {
-				if c, ok := run.Calls[name]; ok && c != (strace.Calls{}) {
-					fmt.Fprintf(w, " %s=%d (%d errors, %d bytes)", name, c.Count, c.Errors, c.Sum)
-				}
-			}
+			fmt.Fprint(w, run.Calls.Details(ioSyscalls...))
 		}
 		fmt.Fprintln(w)
 	}

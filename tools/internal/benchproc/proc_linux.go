@@ -162,3 +162,62 @@ func PinProcess(cpu int) error {
 func OnCPU(cpu int, argv ...string) []string {
 	return append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 }
+
+// Server is a server process a benchmark command measures, started by
+// StartServer.
+type Server struct {
+	// Pid is the server's own process: beneath the strace that runs it,
+	// when it is traced.
+	Pid int
+
+	cmd     *exec.Cmd
+	stdin   io.Closer
+	term    bool
+	stopped bool
+}
+
+// StartServer starts cmd, a server that listens on addr and stops when its
+// standard input closes or, with term (nginx), on SIGTERM, and waits until
+// addr accepts connections. With traced, cmd is strace (or taskset) running
+// the server, and Pid is found beneath it (Descendant). The caller sets
+// cmd's Stdout and Stderr, and must call Stop, which also ends a server
+// StartServer failed to find.
+func StartServer(cmd *exec.Cmd, addr string, term, traced bool) (*Server, error) {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &Server{Pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, term: term}
+	if err := WaitListening(addr); err != nil {
+		return s, err
+	}
+	if traced {
+		if s.Pid, err = Descendant(s.Pid); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// Stop stops the server and waits for it; an exit by SIGTERM, asked for,
+// is no error. Calls after the first do nothing.
+func (s *Server) Stop() error {
+	if s == nil || s.stopped {
+		return nil
+	}
+	s.stopped = true
+	s.stdin.Close()
+	if s.term {
+		// The server gets the signal, not the strace above it.
+		unix.Kill(s.Pid, unix.SIGTERM)
+	}
+	err := s.cmd.Wait()
+	var ee *exec.ExitError
+	if s.term && errors.As(err, &ee) {
+		err = nil
+	}
+	return err
+}
