@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -14,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -196,8 +194,7 @@ func runChild(raw string) int {
 
 // child is a server process running under strace.
 type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	proc  *testutil.Child
 	addr  string
 	trace string
 	log   string
@@ -212,24 +209,11 @@ func startChild(t *testing.T, cfg childConfig) *child {
 	c := &child{trace: filepath.Join(dir, "strace.out"), log: cfg.Log}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	c.cmd = strace.Command(ctx, c.trace, []string{"sendfile"}, os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
-	c.cmd.Stderr = os.Stderr
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.stdin.Close(); c.cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child did not start: %v", err)
-	}
+	cmd := strace.Command(ctx, c.trace, []string{"sendfile"}, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd.Stderr = os.Stderr
+	var line string
+	c.proc, line = testutil.StartChild(t, cmd)
 	c.addr = strings.TrimSpace(strings.TrimPrefix(line, "ADDR "))
 	return c
 }
@@ -238,8 +222,7 @@ func startChild(t *testing.T, cfg childConfig) *child {
 // strace saw.
 func (c *child) stop(t *testing.T) ([]map[string]any, strace.Summary) {
 	t.Helper()
-	c.stdin.Close()
-	if err := c.cmd.Wait(); err != nil {
+	if err := c.proc.Stop(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
 	sum, err := strace.ParseFile(c.trace)

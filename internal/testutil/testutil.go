@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -123,4 +124,53 @@ func WriteRandomFile(tb testing.TB, dir, name string, size int) []byte {
 		tb.Fatal(err)
 	}
 	return data
+}
+
+// Child is a test binary re-executed as a server, started by StartChild.
+type Child struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	stopped bool
+	err     error
+}
+
+// StartChild starts cmd, a child that prints one line once it is ready and
+// exits when its standard input closes, and returns the child and that line
+// without its newline. A cleanup of tb stops the child if the test has not.
+// cmd's Stderr is the caller's; when it has a String method (a
+// *LockedBuffer), a child that never gets ready is failed with it.
+func StartChild(tb testing.TB, cmd *exec.Cmd) (*Child, string) {
+	tb.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Child{cmd: cmd}
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Stop() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		msg := fmt.Sprintf("child did not start: %v", err)
+		if s, ok := cmd.Stderr.(fmt.Stringer); ok {
+			msg += "\n" + s.String()
+		}
+		tb.Fatal(msg)
+	}
+	return c, strings.TrimSuffix(line, "\n")
+}
+
+// Stop closes the child's standard input and waits for it to exit; later
+// calls return what the first did.
+func (c *Child) Stop() error {
+	if !c.stopped {
+		c.stopped = true
+		c.stdin.Close()
+		c.err = c.cmd.Wait()
+	}
+	return c.err
 }

@@ -1,13 +1,11 @@
 package copyreasons
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,8 +121,7 @@ func runChild(raw string) int {
 
 // child is a case's server running under strace.
 type child struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
+	proc   *testutil.Child
 	stderr *testutil.LockedBuffer
 	url    string
 	trace  string
@@ -143,27 +140,14 @@ func startChild(t *testing.T, name, dir string) *child {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	c.cmd = strace.Command(ctx, c.trace, []string{"sendfile"}, os.Args[0], "-test.run=^$")
+	cmd := strace.Command(ctx, c.trace, []string{"sendfile"}, os.Args[0], "-test.run=^$")
 	// Under -race, the race runtime sleeps a second before a process
 	// exits, unless told not to.
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
-	c.cmd.Env = append(os.Environ(), childEnv+"="+string(raw), "GORACE="+gorace)
-	c.cmd.Stderr = c.stderr
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.stdin.Close(); c.cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child did not start: %v\n%s", err, c.stderr)
-	}
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw), "GORACE="+gorace)
+	cmd.Stderr = c.stderr
+	var line string
+	c.proc, line = testutil.StartChild(t, cmd)
 	url, ok := strings.CutPrefix(strings.TrimSpace(line), "URL ")
 	if !ok {
 		t.Fatalf("child said %q, want its URL\n%s", line, c.stderr)
@@ -176,8 +160,7 @@ func startChild(t *testing.T, name, dir string) *child {
 // saw.
 func (c *child) stop(t *testing.T) (map[string]any, strace.Summary) {
 	t.Helper()
-	c.stdin.Close()
-	if err := c.cmd.Wait(); err != nil {
+	if err := c.proc.Stop(); err != nil {
 		t.Fatalf("child: %v\n%s", err, c.stderr)
 	}
 	sum, err := strace.ParseFile(c.trace)
